@@ -1,0 +1,27 @@
+.DEFAULT_GOAL := help
+.PHONY: help run test lint format
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+run: ## Start the service on http://127.0.0.1:8000 (venv, locked deps, migrations, API + worker)
+	@./scripts/bootstrap.sh --no-dev
+	.venv/bin/batchpress serve
+
+test: ## Lint, type-check and run the whole test suite
+	@./scripts/bootstrap.sh
+	.venv/bin/ruff format --check batchpress tests
+	.venv/bin/ruff check batchpress tests
+	.venv/bin/mypy
+	.venv/bin/python -m pytest
+
+lint: ## ruff and mypy only
+	@./scripts/bootstrap.sh
+	.venv/bin/ruff format --check batchpress tests
+	.venv/bin/ruff check batchpress tests
+	.venv/bin/mypy
+
+format: ## Apply ruff's formatting and safe fixes
+	@./scripts/bootstrap.sh
+	.venv/bin/ruff format batchpress tests
+	.venv/bin/ruff check --fix batchpress tests

@@ -1,0 +1,3 @@
+from batchpress.cli.main import app
+
+app(prog_name="batchpress")

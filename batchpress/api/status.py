@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from itertools import groupby
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlalchemy import func, select
+
+from batchpress.api.errors import ApiError
+from batchpress.api.schemas import ProductStatus, Progress, RequestStatusOut
+from batchpress.db.engine import session_scope
+from batchpress.models import Image, ImageState, ProcessingRequest, Product
+
+router = APIRouter()
+MAX_PAGE = 1000
+
+
+def as_utc(value: dt.datetime) -> dt.datetime:
+    """SQLite hands datetimes back naive; every one we store is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+@router.get(
+    "/api/status/{request_id}/",
+    response_model=RequestStatusOut,
+    summary="A request's status, progress and products (paged)",
+    responses={404: {"description": "no request with that id"}},
+)
+def request_status(
+    request_id: str,
+    offset: Annotated[int, Query(ge=0, description="first product to list, in CSV order")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="how many products to list")] = MAX_PAGE,
+) -> RequestStatusOut:
+    try:
+        rid = uuid.UUID(request_id)
+    except ValueError:
+        raise ApiError(404, "not_found", f"no request with id {request_id!r}: not a valid request id") from None
+    with session_scope(read_only=True) as session:
+        request = session.get(ProcessingRequest, rid)
+        if request is None:
+            raise ApiError(404, "not_found", f"no request with id {request_id}")
+        counts = dict(
+            session.execute(
+                select(Image.state, func.count()).where(Image.request_id == rid).group_by(Image.state)
+            ).tuples().all()
+        )
+        total_products = session.scalar(select(func.count()).where(Product.request_id == rid)) or 0
+        products = session.execute(
+            select(Product.id, Product.serial_number, Product.product_name)
+            .where(Product.request_id == rid)
+            .order_by(Product.id)
+            .offset(offset)
+            .limit(limit)
+        ).all()
+        images = (
+            session.execute(
+                select(
+                    Image.product_id,
+                    Image.position,
+                    Image.input_url,
+                    Image.output_url,
+                    Image.state,
+                    Image.error,
+                )
+                .where(Image.product_id.in_([p.id for p in products]))
+                .order_by(Image.product_id, Image.position)
+            ).all()
+            if products
+            else []
+        )
+    by_product = {pid: list(rows) for pid, rows in groupby(images, key=lambda r: r.product_id)}
+    done = counts.get(ImageState.DONE.value, 0)
+    failed = counts.get(ImageState.FAILED.value, 0)
+    total = sum(counts.values())
+    return RequestStatusOut(
+        request_id=rid,
+        status=request.status,
+        created_at=as_utc(request.created_at),
+        updated_at=as_utc(request.updated_at),
+        finished_at=as_utc(request.finished_at) if request.finished_at else None,
+        progress=Progress(total_images=total, processed=done, failed=failed, pending=total - done - failed),
+        total_products=total_products,
+        offset=offset,
+        limit=limit,
+        products=[
+            ProductStatus(
+                serial_number=p.serial_number,
+                product_name=p.product_name,
+                input_image_urls=[i.input_url for i in by_product.get(p.id, [])],
+                output_image_urls=[i.output_url for i in by_product.get(p.id, [])],
+                errors=[
+                    f"image {i.position + 1} ({i.input_url}): {i.error}"
+                    for i in by_product.get(p.id, [])
+                    if i.state == ImageState.FAILED.value
+                ],
+            )
+            for p in products
+        ],
+    )

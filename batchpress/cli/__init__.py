@@ -1,0 +1,1 @@
+"""The ``batchpress`` command line."""

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from batchpress.config import get_settings
+
+app = typer.Typer(help="batchpress: bulk product-image compression.", no_args_is_help=True)
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def serve(
+    no_worker: bool = typer.Option(False, "--no-worker", help="Run the API only; workers run elsewhere."),
+) -> None:
+    """Apply migrations, then serve the API (and, unless --no-worker, a worker beside it)."""
+    from batchpress.cli.serve import run_service
+
+    _configure_logging()
+    run_service(get_settings(), with_worker=not no_worker)
+
+
+@app.command()
+def worker(
+    concurrency: int = typer.Option(0, help="Worker processes; 0 means BATCHPRESS_WORKER_CONCURRENCY."),
+) -> None:
+    """Run a Celery worker with the project's reliability settings."""
+    from batchpress.cli.serve import run_worker
+
+    _configure_logging()
+    run_worker(get_settings(), concurrency=concurrency or None)
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    from batchpress.db.migrate import upgrade
+
+    _configure_logging()
+    settings = get_settings()
+    upgrade(settings)
+    typer.echo("database is up to date")

@@ -1,0 +1,108 @@
+"""Running the processes: the API under Uvicorn, and in the embedded mode a supervised Celery worker child.
+
+The worker child gets its own session (so a terminal's Ctrl-C reaches only ``serve``, which then stops the worker
+with one SIGTERM to its main process, the shutdown that returns unacknowledged messages) and a parent-death
+signal (so a ``kill -9`` of ``serve`` does not leave it orphaned). If the worker dies, ``serve`` starts another.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import threading
+
+import uvicorn
+
+from batchpress.config import Settings
+from batchpress.db.migrate import upgrade
+from batchpress.worker.parent_death import die_with_parent
+
+log = logging.getLogger(__name__)
+WORKER_STOP_SECONDS = 20
+WORKER_RESTART_DELAY_SECONDS = 1.0
+
+
+class WorkerSupervisor:
+    """Keeps one ``batchpress worker`` child running until ``stop``."""
+
+    def __init__(self) -> None:
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._child: subprocess.Popen[bytes] | None = None
+        self._thread = threading.Thread(target=self._watch, name="worker-supervisor", daemon=True)
+
+    def start(self) -> None:
+        self._spawn()
+        self._thread.start()
+
+    def _spawn(self) -> None:
+        with self._lock:
+            if self._stopping.is_set():
+                return
+            self._child = subprocess.Popen(
+                [sys.executable, "-m", "batchpress", "worker"],
+                start_new_session=True,
+                preexec_fn=lambda: die_with_parent(signal.SIGTERM),  # only a prctl call after fork
+            )
+            log.info("worker started as process %d", self._child.pid)
+
+    def _watch(self) -> None:
+        while not self._stopping.is_set():
+            child = self._child
+            assert child is not None
+            code = child.wait()
+            if self._stopping.is_set():
+                return
+            log.warning("worker process %d exited with %s; starting another", child.pid, code)
+            self._stopping.wait(WORKER_RESTART_DELAY_SECONDS)
+            self._spawn()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping.set()
+            child = self._child
+        if child is None or child.poll() is not None:
+            return
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout=WORKER_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            log.warning("worker did not stop in %d s; killing it", WORKER_STOP_SECONDS)
+            child.kill()
+            child.wait()
+        log.info("worker stopped")
+
+
+def run_service(settings: Settings, *, with_worker: bool) -> None:
+    upgrade(settings)
+    supervisor = WorkerSupervisor() if with_worker else None
+    if supervisor is not None:
+        supervisor.start()
+    try:
+        from batchpress.api.app import create_app
+
+        log.info("serving on http://%s:%d (public URL %s)", settings.host, settings.port, settings.public_base_url)
+        uvicorn.run(create_app(), host=settings.host, port=settings.port, log_level="info", access_log=False)
+    finally:
+        if supervisor is not None:
+            supervisor.stop()
+
+
+def run_worker(settings: Settings, *, concurrency: int | None) -> None:
+    import batchpress.worker.lifecycle  # noqa: F401  (connects the worker's signal handlers)
+    from batchpress.worker.celery_app import celery_app
+
+    celery_app.worker_main(
+        [
+            "worker",
+            "--loglevel=INFO",
+            f"--concurrency={concurrency or settings.worker_concurrency}",
+            "--pool=prefork",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--hostname=batchpress@%h",
+        ]
+    )

@@ -1,0 +1,79 @@
+"""Typed settings, read once from ``BATCHPRESS_*`` environment variables.
+
+Every default runs the embedded mode (SQLite, a filesystem queue, local image storage) with no setup.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BATCHPRESS_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    data_dir: Path = Path("./data")
+    database_url: str = ""
+    broker_url: str = ""
+    public_base_url: str = ""
+    worker_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+
+    # How long a worker owns an image it claimed before the sweeper may give it to another worker.
+    lease_seconds: float = Field(default=60.0, gt=0)
+    # How often the sweeper looks for expired leases and requests that were never enqueued.
+    sweep_interval_seconds: float = Field(default=60.0, gt=0)
+    max_attempts: int = Field(default=5, ge=1)
+
+    download_connect_timeout: float = Field(default=5.0, gt=0)
+    download_read_timeout: float = Field(default=20.0, gt=0)
+    max_image_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
+    max_image_pixels: int = Field(default=50_000_000, gt=0)
+    max_upload_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    max_csv_rows: int = Field(default=100_000, gt=0)
+
+    @model_validator(mode="after")
+    def _fill_derived(self) -> Settings:
+        self.data_dir = self.data_dir.expanduser().resolve()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'batchpress.db'}"
+        elif self.database_url.startswith(("postgresql://", "postgres://")):
+            # psycopg 3 is the driver we ship; SQLAlchemy's bare postgresql:// means psycopg2.
+            self.database_url = "postgresql+psycopg://" + self.database_url.split("://", 1)[1]
+        if not self.broker_url:
+            self.broker_url = "filesystem://"
+        if not self.public_base_url:
+            shown_host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104
+            self.public_base_url = f"http://{shown_host}:{self.port}"
+        self.public_base_url = self.public_base_url.rstrip("/")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def uses_filesystem_broker(self) -> bool:
+        return self.broker_url.startswith("filesystem://")
+
+    @property
+    def queue_dir(self) -> Path:
+        return self.data_dir / "queue"
+
+    @property
+    def images_dir(self) -> Path:
+        return self.data_dir / "images"
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.data_dir / "tmp"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,80 @@
+"""Engines and sessions.
+
+SQLite is shared by the API process and every worker process, so it runs in WAL mode with a long busy timeout,
+and write transactions start with ``BEGIN IMMEDIATE``: a deferred transaction that reads first and writes later can
+fail at once with "database is locked" instead of waiting its turn. Read-only sessions (``read_only=True``) keep a
+plain deferred ``BEGIN`` so status reads never queue behind writers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from batchpress.config import Settings, get_settings
+
+READ_ONLY = "batchpress_read_only"
+
+
+def make_engine(settings: Settings) -> Engine:
+    if not settings.is_sqlite:
+        return create_engine(settings.database_url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.database_url, connect_args={"timeout": 60})
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control from pysqlite so the "begin" hook below decides how each one starts.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+@lru_cache(maxsize=1)
+def get_engine() -> Engine:
+    return make_engine(get_settings())
+
+
+@lru_cache(maxsize=2)
+def _factory(read_only: bool) -> sessionmaker[Session]:
+    engine = get_engine()
+    bind = engine.execution_options(**{READ_ONLY: True}) if read_only else engine
+    return sessionmaker(bind=bind, expire_on_commit=False)
+
+
+@contextmanager
+def session_scope(*, read_only: bool = False) -> Iterator[Session]:
+    """One unit of work: commits when the block ends, rolls back when it raises."""
+    session = _factory(read_only)()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def reset_engine() -> None:
+    """Forget the pooled connections; a forked worker child must not share its parent's sockets or files."""
+    if get_engine.cache_info().currsize:
+        get_engine().dispose(close=False)
+    _factory.cache_clear()
+    get_engine.cache_clear()

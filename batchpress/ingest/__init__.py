@@ -1,0 +1,1 @@
+"""Turning an uploaded CSV into validated product rows."""

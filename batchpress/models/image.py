@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+from typing import TYPE_CHECKING
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, Uuid
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from batchpress.db.base import Base, utcnow
+
+if TYPE_CHECKING:
+    from batchpress.models.product import Product
+
+
+class ImageState(enum.StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class Image(Base):
+    """One input URL of a product: the unit of work, and the source of truth for its progress.
+
+    ``lease_until`` is a deadline in both open states: for ``processing`` it is when the claiming worker's
+    lease runs out, for ``pending`` when the sweeper should enqueue it again because no worker took it.
+    """
+
+    __tablename__ = "image"
+    __table_args__ = (
+        Index("ix_image_request_state", "request_id", "state"),
+        Index("ix_image_state_lease", "state", "lease_until"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("processing_request.id", ondelete="CASCADE"))
+    product_id: Mapped[int] = mapped_column(ForeignKey("product.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    input_url: Mapped[str] = mapped_column(Text)
+    output_url: Mapped[str | None] = mapped_column(Text, default=None)
+    state: Mapped[str] = mapped_column(String(16), default=ImageState.PENDING.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(default=None)
+    lease_token: Mapped[str | None] = mapped_column(String(32), default=None)
+    input_bytes: Mapped[int | None] = mapped_column(Integer, default=None)
+    output_bytes: Mapped[int | None] = mapped_column(Integer, default=None)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    product: Mapped[Product] = relationship(back_populates="images", lazy="raise")

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+from typing import TYPE_CHECKING
+
+from sqlalchemy import String, Uuid
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from batchpress.db.base import Base, utcnow
+
+if TYPE_CHECKING:
+    from batchpress.models.product import Product
+
+
+class RequestStatus(enum.StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    COMPLETED_WITH_ERRORS = "completed_with_errors"
+    FAILED = "failed"
+
+    @classmethod
+    def open_states(cls) -> tuple[str, ...]:
+        return (cls.PENDING.value, cls.PROCESSING.value)
+
+
+class ProcessingRequest(Base):
+    """One uploaded CSV. Its status leaves the open states exactly once, by a guarded UPDATE."""
+
+    __tablename__ = "processing_request"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    status: Mapped[str] = mapped_column(String(32), default=RequestStatus.PENDING.value, index=True)
+
+    products: Mapped[list[Product]] = relationship(back_populates="request", lazy="raise")

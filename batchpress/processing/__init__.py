@@ -1,0 +1,1 @@
+"""Download, compress, store and record images: the work behind a request."""

@@ -1,0 +1,147 @@
+"""Who works on which image, decided in the database.
+
+A worker owns an image only through a lease: ``claim_images`` moves open images to ``processing`` with a fresh
+token and deadline in one UPDATE, so two workers can never hold the same image at once. A worker that dies simply
+lets its lease run out; ``requeue_expired`` hands such images (and pending ones whose message was lost) back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from batchpress.db.base import utcnow
+from batchpress.models import Image, ImageState, Product
+
+OPEN_STATES = (ImageState.PENDING.value, ImageState.PROCESSING.value)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedImage:
+    id: int
+    request_id: uuid.UUID
+    input_url: str
+    # Storage key without extension: unique per image, stable across retries, grouped by request.
+    key_stem: str
+
+
+def new_token() -> str:
+    return secrets.token_hex(16)
+
+
+def claim_images(
+    session: Session, image_ids: Sequence[int], *, token: str, lease_seconds: float, max_attempts: int
+) -> list[ClaimedImage]:
+    """Take the open, unleased images among ``image_ids``; returns only those this call now owns."""
+    now = utcnow()
+    rows = session.execute(
+        update(Image)
+        .where(
+            Image.id.in_(image_ids),
+            Image.attempts < max_attempts,
+            or_(
+                Image.state == ImageState.PENDING.value,
+                and_(Image.state == ImageState.PROCESSING.value, Image.lease_until < now),
+            ),
+        )
+        .values(
+            state=ImageState.PROCESSING.value,
+            attempts=Image.attempts + 1,
+            lease_token=token,
+            lease_until=now + dt.timedelta(seconds=lease_seconds),
+            updated_at=now,
+        )
+        .returning(Image.id)
+    ).all()
+    if not rows:
+        return []
+    details = session.execute(
+        select(Image.id, Image.request_id, Image.input_url, Image.position, Product.serial_number)
+        .join(Product, Product.id == Image.product_id)
+        .where(Image.id.in_([r.id for r in rows]))
+        .order_by(Image.id)
+    ).all()
+    return [
+        ClaimedImage(
+            id=d.id,
+            request_id=d.request_id,
+            input_url=d.input_url,
+            key_stem=f"{d.request_id}/{d.serial_number}-{d.position + 1}",
+        )
+        for d in details
+    ]
+
+
+def renew_lease(session: Session, *, token: str, lease_seconds: float) -> None:
+    session.execute(
+        update(Image)
+        .where(Image.lease_token == token, Image.state == ImageState.PROCESSING.value)
+        .values(lease_until=utcnow() + dt.timedelta(seconds=lease_seconds))
+    )
+
+
+def give_up_exhausted(session: Session, *, max_attempts: int) -> set[uuid.UUID]:
+    """Fail images whose lease ran out on their last allowed attempt: a poison image stops here."""
+    now = utcnow()
+    rows = session.execute(
+        update(Image)
+        .where(
+            Image.state == ImageState.PROCESSING.value,
+            Image.lease_until < now,
+            Image.attempts >= max_attempts,
+        )
+        .values(
+            state=ImageState.FAILED.value,
+            error=func.coalesce(
+                Image.error, f"gave up after {max_attempts} attempts: the worker died or timed out each time"
+            ),
+            lease_token=None,
+            lease_until=None,
+            updated_at=now,
+        )
+        .returning(Image.request_id)
+    ).all()
+    return {r.request_id for r in rows}
+
+
+def requeue_expired(session: Session, *, lease_seconds: float, limit: int = 10_000) -> dict[uuid.UUID, list[int]]:
+    """Hand back images nobody is working on, grouped by request, with a fresh deadline.
+
+    Expired ``processing`` leases come back at once. A ``pending`` image past its deadline lost its message
+    (or the broker was down at upload), but it may also just be waiting behind a long backlog, so those come
+    back only while no lease is live anywhere: then nobody is working and the queue cannot be holding them.
+    """
+    now = utcnow()
+    busy = session.scalar(select(exists().where(Image.state == ImageState.PROCESSING.value, Image.lease_until >= now)))
+    expired = or_(
+        and_(Image.state == ImageState.PROCESSING.value, Image.lease_until < now),
+        and_(
+            Image.state == ImageState.PENDING.value,
+            or_(Image.lease_until.is_(None), Image.lease_until < now),
+        ),
+    )
+    condition = and_(Image.state == ImageState.PROCESSING.value, Image.lease_until < now) if busy else expired
+    ids = select(Image.id).where(condition).order_by(Image.id).limit(limit).scalar_subquery()
+    rows = session.execute(
+        update(Image)
+        .where(Image.id.in_(ids), condition)
+        .values(
+            state=ImageState.PENDING.value,
+            lease_token=None,
+            lease_until=now + dt.timedelta(seconds=lease_seconds),
+            updated_at=now,
+        )
+        .returning(Image.request_id, Image.id)
+    ).all()
+    grouped: dict[uuid.UUID, list[int]] = {}
+    for row in rows:
+        grouped.setdefault(row.request_id, []).append(row.id)
+    for image_ids in grouped.values():
+        image_ids.sort()
+    return grouped

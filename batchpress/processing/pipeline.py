@@ -1,0 +1,178 @@
+"""The work behind a request, as plain functions: fan a request out, compress a chunk of images, sweep.
+
+Tasks in ``tasks.py`` are thin wrappers over these. Every step re-reads state from the database and changes it
+with guarded UPDATEs, so running any step twice, or on a message delivered twice, changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import httpx
+from sqlalchemy import select
+
+from batchpress.config import Settings
+from batchpress.db.engine import session_scope
+from batchpress.models import Image, ImageState, ProcessingRequest, RequestStatus
+from batchpress.processing.compress import ImageRejected, compress_image
+from batchpress.processing.download import Downloaded, DownloadFailed, download
+from batchpress.processing.leases import (
+    ClaimedImage,
+    claim_images,
+    give_up_exhausted,
+    new_token,
+    renew_lease,
+    requeue_expired,
+)
+from batchpress.processing.results import (
+    Compressed,
+    Failed,
+    Outcome,
+    finish_request,
+    mark_processing,
+    record_result,
+)
+from batchpress.storage import ImageStorage
+
+log = logging.getLogger(__name__)
+
+MAX_IMAGES_PER_TASK = 16
+# Downloads run this many images ahead of the compressor, so the CPU rarely waits on the network.
+DOWNLOAD_AHEAD = 4
+CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+
+Enqueue = Callable[[uuid.UUID, list[int]], None]
+
+
+def chunk_size(total_images: int) -> int:
+    """Enough tasks to spread a small batch over every worker, few enough that the queue is never the bottleneck."""
+    return max(1, min(MAX_IMAGES_PER_TASK, math.ceil(total_images / 16)))
+
+
+def chunks(ids: list[int]) -> Iterator[list[int]]:
+    size = chunk_size(len(ids))
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+def fan_out(request_id: uuid.UUID, enqueue: Enqueue) -> int:
+    """The seed's ``process_images``: find the request's pending images and enqueue them in chunks."""
+    with session_scope() as session:
+        status = session.scalar(select(ProcessingRequest.status).where(ProcessingRequest.id == request_id))
+        if status is None or status not in RequestStatus.open_states():
+            return 0
+        mark_processing(session, request_id)
+        ids = list(
+            session.scalars(
+                select(Image.id)
+                .where(Image.request_id == request_id, Image.state == ImageState.PENDING.value)
+                .order_by(Image.id)
+            )
+        )
+    for chunk in chunks(ids):
+        enqueue(request_id, chunk)
+    if not ids:
+        with session_scope() as session:
+            finish_request(session, request_id)
+    return len(ids)
+
+
+@dataclass
+class ChunkWorker:
+    settings: Settings
+    storage: ImageStorage
+    client: httpx.Client
+
+    def run(self, image_ids: list[int]) -> int:
+        """Claim, download, compress, store and record a chunk; returns how many images this call finished."""
+        token = new_token()
+        with session_scope() as session:
+            claimed = claim_images(
+                session,
+                image_ids,
+                token=token,
+                lease_seconds=self.settings.lease_seconds,
+                max_attempts=self.settings.max_attempts,
+            )
+            for request_id in {c.request_id for c in claimed}:
+                mark_processing(session, request_id)
+        if not claimed:
+            return 0
+        finished = 0
+        with ThreadPoolExecutor(max_workers=DOWNLOAD_AHEAD, thread_name_prefix="download") as pool:
+            for image, pending_download in self._downloads(pool, claimed):
+                outcome = self._compress_and_store(image, pending_download)
+                with session_scope() as session:
+                    finished += record_result(session, image.id, outcome, token=token)
+                    renew_lease(session, token=token, lease_seconds=self.settings.lease_seconds)
+        for request_id in {c.request_id for c in claimed}:
+            with session_scope() as session:
+                finish_request(session, request_id)
+        return finished
+
+    def _downloads(
+        self, pool: ThreadPoolExecutor, claimed: list[ClaimedImage]
+    ) -> Iterator[tuple[ClaimedImage, Future[Downloaded]]]:
+        window: deque[tuple[ClaimedImage, Future[Downloaded]]] = deque()
+        for image in claimed:
+            window.append((image, pool.submit(self._download, image.input_url)))
+            if len(window) >= DOWNLOAD_AHEAD:
+                yield window.popleft()
+        yield from window
+
+    def _download(self, url: str) -> Downloaded:
+        return download(self.client, url, max_bytes=self.settings.max_image_bytes)
+
+    def _compress_and_store(self, image: ClaimedImage, pending_download: Future[Downloaded]) -> Outcome:
+        try:
+            data = pending_download.result().data
+            result = compress_image(data, quality=50, max_pixels=self.settings.max_image_pixels)
+        except (DownloadFailed, ImageRejected) as exc:
+            return Failed(str(exc))
+        except Exception as exc:  # a codec bug must fail one image, not the batch
+            log.exception("compressing image %s failed", image.id)
+            return Failed(f"could not compress the image ({type(exc).__name__})")
+        # Storage errors propagate: the lease lapses and the image is retried, rather than failed for good.
+        url = self.storage.save(
+            f"{image.key_stem}.{result.extension}", result.data, CONTENT_TYPES.get(result.extension, "")
+        )
+        return Compressed(output_url=url, input_bytes=len(data), output_bytes=len(result.data))
+
+
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    requeued: int
+    gave_up: int
+    finished: int
+
+
+def sweep(settings: Settings, enqueue: Enqueue) -> SweepReport:
+    """Bring back work a lost message or a dead worker dropped, and finish requests nobody finished."""
+    with session_scope() as session:
+        exhausted = give_up_exhausted(session, max_attempts=settings.max_attempts)
+        requeued = requeue_expired(session, lease_seconds=settings.lease_seconds)
+    for request_id, ids in requeued.items():
+        for chunk in chunks(ids):
+            enqueue(request_id, chunk)
+    with session_scope(read_only=True) as session:
+        open_requests = set(
+            session.scalars(
+                select(ProcessingRequest.id).where(
+                    ProcessingRequest.status.in_(RequestStatus.open_states()),
+                    ~select(Image.id)
+                    .where(Image.request_id == ProcessingRequest.id, Image.state.in_(("pending", "processing")))
+                    .exists(),
+                )
+            )
+        )
+    finished = 0
+    for request_id in open_requests | exhausted:
+        with session_scope() as session:
+            finished += finish_request(session, request_id) is not None
+    return SweepReport(requeued=sum(len(ids) for ids in requeued.values()), gave_up=len(exhausted), finished=finished)

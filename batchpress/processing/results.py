@@ -1,0 +1,117 @@
+"""Recording what happened to an image, and the one terminal move of its request.
+
+``record_result`` is the single way a result enters the database, whoever produced it. ``finish_request`` must
+run in a transaction of its own *after* the result is committed: if two workers recorded their last images and
+checked for completion in the same transactions, each would still see the other's image open and neither would
+finish the request.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from itertools import groupby
+
+from sqlalchemy import ColumnElement, case, exists, select, update
+from sqlalchemy.orm import Session
+
+from batchpress.db.base import utcnow
+from batchpress.models import Image, ImageState, ProcessingRequest, Product, RequestStatus
+from batchpress.processing.leases import OPEN_STATES
+
+MAX_ERROR_CHARS = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Compressed:
+    output_url: str
+    input_bytes: int
+    output_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    reason: str
+
+
+Outcome = Compressed | Failed
+
+
+def record_result(session: Session, image_id: int, outcome: Outcome, *, token: str | None = None) -> bool:
+    """Store an image's outcome once; returns False when it was already final or another worker owns it now.
+
+    ``token`` is the claiming worker's lease token; results from outside the worker pool pass ``None``.
+    """
+    now = utcnow()
+    conditions = [Image.id == image_id, Image.state.in_(OPEN_STATES)]
+    if token is not None:
+        conditions.append(Image.lease_token == token)
+    if isinstance(outcome, Compressed):
+        values = {
+            "state": ImageState.DONE.value,
+            "output_url": outcome.output_url,
+            "input_bytes": outcome.input_bytes,
+            "output_bytes": outcome.output_bytes,
+            "error": None,
+        }
+    else:
+        values = {"state": ImageState.FAILED.value, "error": outcome.reason[:MAX_ERROR_CHARS]}
+    result = session.execute(
+        update(Image)
+        .where(*conditions)
+        .values(**values, lease_token=None, lease_until=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]  # UPDATE results carry rowcount
+
+
+def mark_processing(session: Session, request_id: uuid.UUID) -> None:
+    session.execute(
+        update(ProcessingRequest)
+        .where(ProcessingRequest.id == request_id, ProcessingRequest.status == RequestStatus.PENDING.value)
+        .values(status=RequestStatus.PROCESSING.value, updated_at=utcnow())
+    )
+
+
+def finish_request(session: Session, request_id: uuid.UUID) -> str | None:
+    """Move the request to its terminal status if no image is open; returns the status only to the one caller
+    whose UPDATE made the move, so whatever follows completion happens exactly once."""
+    now = utcnow()
+
+    def none_in(state: ImageState) -> ColumnElement[bool]:
+        return ~exists().where(Image.request_id == request_id, Image.state == state.value)
+
+    new_status = case(
+        (none_in(ImageState.FAILED), RequestStatus.COMPLETED.value),
+        (none_in(ImageState.DONE), RequestStatus.FAILED.value),
+        else_=RequestStatus.COMPLETED_WITH_ERRORS.value,
+    )
+    row = session.execute(
+        update(ProcessingRequest)
+        .where(
+            ProcessingRequest.id == request_id,
+            ProcessingRequest.status.in_(RequestStatus.open_states()),
+            ~exists().where(Image.request_id == request_id, Image.state.in_(OPEN_STATES)),
+        )
+        .values(status=new_status, updated_at=now, finished_at=now)
+        .returning(ProcessingRequest.status)
+    ).first()
+    if row is None:
+        return None
+    _fill_output_urls(session, request_id)
+    return str(row.status)
+
+
+def _fill_output_urls(session: Session, request_id: uuid.UUID) -> None:
+    """Write the seed's comma-separated ``output_image_urls``, an empty slot where an image failed."""
+    rows = session.execute(
+        select(Image.product_id, Image.output_url)
+        .where(Image.request_id == request_id)
+        .order_by(Image.product_id, Image.position)
+    ).all()
+    updates = [
+        {"id": product_id, "output_image_urls": ",".join(r.output_url or "" for r in group)}
+        for product_id, group in groupby(rows, key=lambda r: r.product_id)
+    ]
+    if updates:
+        session.execute(update(Product), updates)

@@ -1,0 +1,37 @@
+"""Celery tasks: thin, named wrappers over ``pipeline``. They take ids, never rows."""
+
+from __future__ import annotations
+
+import uuid
+from functools import lru_cache
+
+from batchpress.config import get_settings
+from batchpress.processing.download import make_client
+from batchpress.processing.pipeline import ChunkWorker, fan_out
+from batchpress.storage import get_storage
+from batchpress.worker.celery_app import celery_app
+
+
+@lru_cache(maxsize=1)
+def chunk_worker() -> ChunkWorker:
+    """One per worker process, so HTTP connections to image hosts are reused across tasks."""
+    settings = get_settings()
+    return ChunkWorker(settings=settings, storage=get_storage(), client=make_client(settings))
+
+
+def enqueue_chunk(request_id: uuid.UUID, image_ids: list[int]) -> None:
+    compress_images.apply_async(args=(str(request_id), image_ids))
+
+
+def enqueue_request(request_id: uuid.UUID) -> None:
+    process_images.apply_async(args=(str(request_id),))
+
+
+@celery_app.task(name="processing.process_images")
+def process_images(request_id: str) -> int:
+    return fan_out(uuid.UUID(request_id), enqueue_chunk)
+
+
+@celery_app.task(name="processing.compress_images")
+def compress_images(request_id: str, image_ids: list[int]) -> int:
+    return chunk_worker().run(image_ids)

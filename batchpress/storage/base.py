@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Protocol
+
+from batchpress.config import get_settings
+
+
+class ImageStorage(Protocol):
+    """Stores one output under a key unique to its image, and says the absolute URL it is served at.
+
+    Saving the same key again replaces the object whole, so a redelivered task never leaves two outputs
+    or a half-written one.
+    """
+
+    def save(self, key: str, data: bytes, content_type: str) -> str: ...
+
+    def url_for(self, key: str) -> str: ...
+
+
+@lru_cache(maxsize=1)
+def get_storage() -> ImageStorage:
+    from batchpress.storage.local import LocalStorage
+
+    settings = get_settings()
+    return LocalStorage(settings.images_dir, settings.tmp_dir, f"{settings.public_base_url}/images")

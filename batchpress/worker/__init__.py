@@ -1,0 +1,1 @@
+"""The Celery application and the worker process's lifecycle hooks."""

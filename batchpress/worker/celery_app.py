@@ -1,0 +1,65 @@
+"""One Celery app for every deployment; only the broker URL differs.
+
+Reliability comes from the database (image leases and a sweeper), so the queue is configured to redeliver rather
+than to remember: late acks, requeue when a worker is lost, one message prefetched per process, no result backend.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from batchpress.config import Settings, get_settings
+
+# The longest a compress task may run before Celery stops it; its lease lapses and the sweeper retries it.
+TASK_TIME_LIMIT_SECONDS = 600
+
+
+def broker_options(settings: Settings) -> dict[str, Any]:
+    if settings.uses_filesystem_broker:
+        messages = settings.queue_dir / "messages"
+        messages.mkdir(parents=True, exist_ok=True)
+        return {
+            "data_folder_in": str(messages),
+            "data_folder_out": str(messages),
+            "control_folder": str(settings.queue_dir / "control"),
+            "store_processed": False,
+            "polling_interval": 0.1,
+        }
+    options: dict[str, Any] = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
+    if settings.broker_url.startswith(("redis://", "rediss://")):
+        options |= {
+            "visibility_timeout": TASK_TIME_LIMIT_SECONDS * 2,
+            "unacked_restore_interval": 2,
+            "unacked_restore_throttle": 1,
+        }
+    return options
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("batchpress", broker=settings.broker_url, include=["batchpress.processing.tasks"])
+    app.conf.update(
+        broker_transport_options=broker_options(settings),
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=5,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_ignore_result=True,
+        result_backend=None,
+        worker_prefetch_multiplier=1,
+        worker_concurrency=settings.worker_concurrency,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        # The filesystem transport has no broadcast exchange for remote control.
+        worker_enable_remote_control=not settings.uses_filesystem_broker,
+        task_time_limit=TASK_TIME_LIMIT_SECONDS,
+        task_soft_time_limit=TASK_TIME_LIMIT_SECONDS - 30,
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5},
+        task_default_queue="batchpress",
+        timezone="UTC",
+    )
+    return app
+
+
+celery_app = make_celery(get_settings())

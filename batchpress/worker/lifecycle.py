@@ -1,0 +1,52 @@
+"""Hooks that make a worker safe to kill: pool children die with their parent, and a sweeper runs beside it."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import Any
+
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
+
+from batchpress.config import get_settings
+from batchpress.db.engine import reset_engine
+from batchpress.processing.pipeline import sweep
+from batchpress.processing.tasks import enqueue_chunk
+from batchpress.worker.parent_death import die_with_parent
+
+log = logging.getLogger(__name__)
+_stop = threading.Event()
+
+
+@worker_process_init.connect
+def _child_started(**_: Any) -> None:
+    die_with_parent(signal.SIGKILL)
+    reset_engine()
+
+
+def sweep_forever() -> None:
+    settings = get_settings()
+    while not _stop.is_set():
+        try:
+            report = sweep(settings, enqueue_chunk)
+            if report.requeued or report.gave_up or report.finished:
+                log.info(
+                    "sweeper: requeued %d images, gave up on %d, finished %d requests",
+                    report.requeued,
+                    report.gave_up,
+                    report.finished,
+                )
+        except Exception:
+            log.exception("sweeper pass failed; trying again next interval")
+        _stop.wait(settings.sweep_interval_seconds)
+
+
+@worker_ready.connect
+def _start_sweeper(**_: Any) -> None:
+    threading.Thread(target=sweep_forever, name="sweeper", daemon=True).start()
+
+
+@worker_shutdown.connect
+def _stop_sweeper(**_: Any) -> None:
+    _stop.set()

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.support.servers import ImageServer, Service
+
+PG_URL = os.environ.get("BATCHPRESS_TEST_DATABASE_URL", "")
+
+
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    """A new, empty database: PostgreSQL when BATCHPRESS_TEST_DATABASE_URL names a server, otherwise ""
+    so the service uses its embedded SQLite file in its data directory."""
+    if not PG_URL:
+        yield ""
+        return
+    name = f"bp_test_{uuid.uuid4().hex[:12]}"
+    admin = PG_URL.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base, _, _ = admin.rpartition("/")
+    yield f"{base}/{name}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def database_url() -> Iterator[str]:
+    with fresh_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def image_server() -> Iterator[ImageServer]:
+    with ImageServer() as server:
+        yield server
+
+
+StartService = Callable[..., Service]
+
+
+@pytest.fixture
+def start_service(tmp_path: Path, database_url: str) -> Iterator[StartService]:
+    """Start ``batchpress serve`` processes; each is stopped at the end of the test."""
+    started: list[Service] = []
+
+    def start(*args: str, data_dir: Path | None = None, **env: str) -> Service:
+        if database_url:
+            env.setdefault("BATCHPRESS_DATABASE_URL", database_url)
+        service = Service(data_dir or tmp_path / "data", env, args).start()
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        service.stop()
+
+
+@pytest.fixture(scope="module")
+def api_only(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """The API with no worker, shared by a module's tests that only talk to the API."""
+    with fresh_database() as url:
+        env = {"BATCHPRESS_DATABASE_URL": url} if url else {}
+        service = Service(tmp_path_factory.mktemp("api") / "data", env, ("--no-worker",)).start()
+        yield service
+        service.stop()

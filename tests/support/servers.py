@@ -1,0 +1,167 @@
+"""Real servers on 127.0.0.1 for the tests: an image origin, and batchpress itself as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Route:
+    body: bytes = b""
+    content_type: str = "application/octet-stream"
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class ImageServer:
+    """Serves fixed bytes per path and counts what it was asked for."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Route] = {}
+        self.hits: dict[str, int] = {}
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                with server._lock:
+                    server.hits[self.path] = server.hits.get(self.path, 0) + 1
+                route = server.routes.get(self.path, Route(b"not found", "text/plain", 404))
+                self.send_response(route.status)
+                self.send_header("Content-Type", route.content_type)
+                self.send_header("Content-Length", str(len(route.body)))
+                for name, value in route.headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(route.body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self.port = self._httpd.server_address[1]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def add(self, path: str, body: bytes, content_type: str = "image/jpeg", status: int = 200) -> str:
+        self.routes[path] = Route(body, content_type, status)
+        return self.url(path)
+
+    def __enter__(self) -> ImageServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+class Service:
+    """``batchpress serve`` in a subprocess, with its own data directory, port and database."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str], args: tuple[str, ...] = ()) -> None:
+        self.data_dir = data_dir
+        self.port = int(env.get("BATCHPRESS_PORT") or free_port())
+        self.env = {
+            **os.environ,
+            "BATCHPRESS_DATA_DIR": str(data_dir),
+            "BATCHPRESS_PORT": str(self.port),
+            "BATCHPRESS_HOST": "127.0.0.1",
+            "BATCHPRESS_LEASE_SECONDS": "5",
+            "BATCHPRESS_SWEEP_INTERVAL_SECONDS": "1",
+            "BATCHPRESS_WORKER_CONCURRENCY": "2",
+            **env,
+        }
+        self.args = args
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = data_dir / "serve.log"
+
+    def start(self, timeout: float = 60) -> Service:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "batchpress", "serve", *self.args],
+            env=self.env,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"serve exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"serve did not answer in {timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-6000:] if self.log_path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 40) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else None
+        self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=30)
+
+    def upload(self, csv_text: str | bytes, filename: str = "products.csv") -> httpx.Response:
+        body = csv_text.encode() if isinstance(csv_text, str) else csv_text
+        return httpx.post(f"{self.base_url}/api/upload/", files={"file": (filename, body, "text/csv")}, timeout=60)
+
+    def status(self, request_id: str, **params: Any) -> dict[str, Any]:
+        response = httpx.get(f"{self.base_url}/api/status/{request_id}/", params=params, timeout=30)
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+    def wait_until(
+        self, request_id: str, done: Callable[[dict[str, Any]], bool] | None = None, timeout: float = 180
+    ) -> dict[str, Any]:
+        """Poll status until terminal (or until ``done`` says so)."""
+        terminal = {"completed", "completed_with_errors", "failed"}
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.status(request_id)
+            if (done or (lambda s: s["status"] in terminal))(status):
+                return status
+            if time.monotonic() > deadline:
+                raise AssertionError(f"request {request_id} stuck at {status['progress']}:\n{self.log()}")
+            time.sleep(0.2)

@@ -1,0 +1,89 @@
+"""kill -9 in the middle of a batch: every image still completes, once, with one output each."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.conftest import StartService
+from tests.support.photos import make_image
+from tests.support.servers import ImageServer, Service
+
+IMAGES = 120
+
+
+@pytest.fixture(scope="module")
+def batch_csv(image_server: ImageServer) -> str:
+    lines = ["S. No.,Product Name,Input Image Urls"]
+    for serial in range(1, IMAGES // 2 + 1):
+        urls = [
+            image_server.add(f"/crash/{serial}-{k}.jpg", make_image("jpeg", serial + k, (1600, 1200))) for k in range(2)
+        ]
+        lines.append(f'{serial},Item {serial},"{",".join(urls)}"')
+    return "\n".join(lines) + "\n"
+
+
+def worker_main(service: Service) -> psutil.Process:
+    assert service.process is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for child in psutil.Process(service.process.pid).children():
+            if "worker" in child.cmdline():
+                return child
+        time.sleep(0.1)
+    raise AssertionError("serve has no worker child")
+
+
+def wait_for_progress(service: Service, request_id: str, at_least: int) -> int:
+    status = service.wait_until(request_id, lambda s: s["progress"]["processed"] >= at_least, timeout=120)
+    processed: int = status["progress"]["processed"]
+    return processed
+
+
+def assert_complete_without_duplicates(service: Service, request_id: str) -> None:
+    status = service.wait_until(request_id, timeout=240)
+    assert status["status"] == "completed", status["progress"]
+    assert status["progress"]["processed"] == IMAGES
+    outputs = [url for p in status["products"] for url in p["output_image_urls"]]
+    assert len(outputs) == IMAGES
+    assert len(set(outputs)) == IMAGES
+    stored = [p for p in Path(service.data_dir, "images", request_id).iterdir() if p.is_file()]
+    assert len(stored) == IMAGES, "one file per image, no duplicates"
+    for url in outputs[:: IMAGES // 10]:
+        assert httpx.get(url).status_code == 200
+
+
+def test_kill_9_worker_mid_batch(start_service: StartService, batch_csv: str) -> None:
+    service = start_service()
+    request_id = service.upload(batch_csv).json()["request_id"]
+    before = wait_for_progress(service, request_id, 10)
+    victim = worker_main(service)
+    pool = victim.children()
+    victim.send_signal(signal.SIGKILL)
+    psutil.wait_procs([victim, *pool], timeout=10)
+    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in pool), "pool children orphaned"
+    started = time.monotonic()
+    assert_complete_without_duplicates(service, request_id)
+    print(
+        f"\nkill -9 worker at {before}/{IMAGES} done: all {IMAGES} completed {time.monotonic() - started:.1f} s later"
+    )
+
+
+def test_kill_9_serve_mid_batch(start_service: StartService, batch_csv: str, tmp_path: Path) -> None:
+    service = start_service()
+    request_id = service.upload(batch_csv).json()["request_id"]
+    before = wait_for_progress(service, request_id, 10)
+    worker = worker_main(service)
+    service.stop(signal.SIGKILL)
+    psutil.wait_procs([worker], timeout=30)
+    assert not worker.is_running() or worker.status() == psutil.STATUS_ZOMBIE, "worker outlived serve"
+
+    started = time.monotonic()
+    restarted = start_service(data_dir=service.data_dir, BATCHPRESS_PORT=str(service.port))
+    assert_complete_without_duplicates(restarted, request_id)
+    print(f"\nkill -9 serve at {before}/{IMAGES} done: all {IMAGES} completed {time.monotonic() - started:.1f} s later")

@@ -1,0 +1,127 @@
+"""The whole path on the embedded default: upload a CSV, a real worker compresses every image, status tells all."""
+
+from __future__ import annotations
+
+import io
+
+import httpx
+from PIL import Image
+
+from tests.conftest import StartService
+from tests.support.photos import expected_size, jpeg_quality, make_image
+from tests.support.servers import ImageServer
+
+KINDS = [
+    ("jpeg", "image/jpeg"),
+    ("progressive_jpeg", "image/jpeg"),
+    ("exif_rotated_jpeg", "image/jpeg"),
+    ("cmyk_jpeg", "image/jpeg"),
+    ("grayscale_jpeg", "image/jpeg"),
+    ("png", "image/png"),
+    ("png_alpha", "image/png"),
+    ("webp", "image/webp"),
+]
+EXPECTED_FORMAT = {"png": "PNG", "png_alpha": "PNG", "webp": "WEBP"}
+
+
+def publish_batch(server: ImageServer, prefix: str, products: int) -> tuple[str, dict[str, bytes]]:
+    """A CSV of ``products`` rows, each with 1 to 3 photos of varied kinds and sizes; returns it and the inputs."""
+    inputs: dict[str, bytes] = {}
+    lines = ["S. No.,Product Name,Input Image Urls"]
+    n = 0
+    for serial in range(1, products + 1):
+        urls = []
+        for _ in range(1 + serial % 3):
+            kind, content_type = KINDS[n % len(KINDS)]
+            size = (480 + 40 * (n % 5), 360 + 30 * (n % 4))
+            data = make_image(kind, index=n, size=size)
+            url = server.add(f"/{prefix}/{n}-{kind}", data, content_type)
+            inputs[url] = data
+            urls.append(url)
+            n += 1
+        lines.append(f'{serial},"Product {serial}, size M","{", ".join(urls)}"')
+    return "\n".join(lines) + "\n", inputs
+
+
+def test_batch_is_compressed_end_to_end(start_service: StartService, image_server: ImageServer) -> None:
+    service = start_service()
+    csv_text, inputs = publish_batch(image_server, "e2e", products=24)
+    missing = image_server.url("/e2e/missing.jpg")
+    image_server.add("/e2e/page.jpg", b"<!doctype html><html><body>sold out</body></html>", "image/jpeg")
+    not_image = image_server.url("/e2e/page.jpg")
+    csv_text += f'25,Broken product,"{missing}, {not_image}"\n'
+
+    answer = service.upload(csv_text)
+    assert answer.status_code == 202, answer.text
+    request_id = answer.json()["request_id"]
+
+    status = service.wait_until(request_id)
+    assert status["status"] == "completed_with_errors"
+    assert status["progress"] == {
+        "total_images": len(inputs) + 2,
+        "processed": len(inputs),
+        "failed": 2,
+        "pending": 0,
+    }
+    assert status["total_products"] == 25
+    products = status["products"]
+    assert [p["serial_number"] for p in products] == list(range(1, 26))
+    assert products[0]["product_name"] == "Product 1, size M"
+
+    for product in products[:-1]:
+        assert product["errors"] == []
+        assert len(product["output_image_urls"]) == len(product["input_image_urls"])
+        for input_url, output_url in zip(product["input_image_urls"], product["output_image_urls"], strict=True):
+            original = inputs[input_url]
+            assert output_url.startswith(service.base_url + "/images/")
+            fetched = httpx.get(output_url)
+            assert fetched.status_code == 200
+            output = fetched.content
+            with Image.open(io.BytesIO(output)) as image:
+                image.load()
+                assert image.size == expected_size(original), input_url
+                kind = input_url.rsplit("-", 1)[1]
+                assert image.format == EXPECTED_FORMAT.get(kind, "JPEG"), input_url
+                if kind == "png_alpha":
+                    assert "A" in image.getbands() or "transparency" in image.info
+            assert len(output) < len(original), input_url
+            if image.format == "JPEG":
+                assert abs(jpeg_quality(output) - 50) <= 1, input_url
+
+    broken = products[-1]
+    assert broken["output_image_urls"] == [None, None]
+    assert "404" in broken["errors"][0]
+    assert "not an image" in broken["errors"][1].lower()
+
+
+def test_same_csv_twice_keeps_both_outputs(start_service: StartService, image_server: ImageServer) -> None:
+    service = start_service()
+    url = image_server.add("/twice/a.jpg", make_image("jpeg", 3, (400, 300)))
+    csv_text = f"S. No.,Product Name,Input Image Urls\n1,Shoe,{url}\n"
+    first = service.upload(csv_text).json()["request_id"]
+    second = service.upload(csv_text).json()["request_id"]
+    out_first = service.wait_until(first)["products"][0]["output_image_urls"][0]
+    out_second = service.wait_until(second)["products"][0]["output_image_urls"][0]
+    assert out_first != out_second
+    assert httpx.get(out_first).status_code == 200
+    assert httpx.get(out_second).status_code == 200
+
+
+def test_status_pages_products_and_rejects_unknown_ids(start_service: StartService, image_server: ImageServer) -> None:
+    service = start_service()
+    url = image_server.add("/paging/a.png", make_image("png", 1, (200, 150)), "image/png")
+    rows = "\n".join(f"{i},Item {i},{url}" for i in range(1, 1101))
+    request_id = service.upload(f"S. No.,Product Name,Input Image Urls\n{rows}\n").json()["request_id"]
+
+    first = service.status(request_id)
+    assert first["total_products"] == 1100
+    assert first["limit"] == 1000
+    assert len(first["products"]) == 1000
+    page = service.status(request_id, offset=1050, limit=100)
+    assert [p["serial_number"] for p in page["products"]] == list(range(1051, 1101))
+
+    for bad in ("00000000-0000-0000-0000-000000000000", "not-a-uuid"):
+        response = httpx.get(f"{service.base_url}/api/status/{bad}/")
+        assert response.status_code == 404
+        assert "no request" in response.json()["error"]["message"]
+    service.wait_until(request_id, timeout=300)
