@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./data")
     database_url: str = ""
     broker_url: str = ""
+    # Several deployments can share one broker by using different queue names.
+    queue_name: str = "batchpress"
     public_base_url: str = ""
     worker_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
 

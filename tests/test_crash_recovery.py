@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import StartService
 from tests.support.photos import make_image
-from tests.support.servers import ImageServer, Service
+from tests.support.servers import ImageServer, Route, Service
 
 IMAGES = 120
 
@@ -87,3 +87,26 @@ def test_kill_9_serve_mid_batch(start_service: StartService, batch_csv: str, tmp
     restarted = start_service(data_dir=service.data_dir, BATCHPRESS_PORT=str(service.port))
     assert_complete_without_duplicates(restarted, request_id)
     print(f"\nkill -9 serve at {before}/{IMAGES} done: all {IMAGES} completed {time.monotonic() - started:.1f} s later")
+
+
+def test_poison_image_stops_after_capped_attempts(start_service: StartService, image_server: ImageServer) -> None:
+    """An image that kills its worker every time is failed after BATCHPRESS_MAX_ATTEMPTS, and takes no other
+    image down with it, even the ones that shared its task."""
+    service = start_service(BATCHPRESS_MAX_ATTEMPTS="3", BATCHPRESS_LEASE_SECONDS="2")
+    image_server.routes["/poison/deadly.jpg"] = Route(kill_client=True)
+    good = [image_server.add(f"/poison/{i}.jpg", make_image("jpeg", i, (320, 240))) for i in range(6)]
+    deadly = image_server.url("/poison/deadly.jpg")
+    csv_text = (
+        "S. No.,Product Name,Input Image Urls\n"
+        f'1,A,"{good[0]},{good[1]}"\n2,B,"{good[2]},{deadly},{good[3]}"\n3,C,"{good[4]},{good[5]}"\n'
+    )
+    request_id = service.upload(csv_text).json()["request_id"]
+    status = service.wait_until(request_id, timeout=120)
+
+    assert status["status"] == "completed_with_errors"
+    assert status["progress"]["processed"] == 6
+    assert status["progress"]["failed"] == 1
+    poisoned = status["products"][1]
+    assert poisoned["output_image_urls"][1] is None
+    assert "gave up after 3 attempts" in poisoned["errors"][0]
+    assert image_server.hits["/poison/deadly.jpg"] == 3

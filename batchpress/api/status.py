@@ -42,9 +42,9 @@ def request_status(
         if request is None:
             raise ApiError(404, "not_found", f"no request with id {request_id}")
         counts = dict(
-            session.execute(
-                select(Image.state, func.count()).where(Image.request_id == rid).group_by(Image.state)
-            ).tuples().all()
+            session.execute(select(Image.state, func.count()).where(Image.request_id == rid).group_by(Image.state))
+            .tuples()
+            .all()
         )
         total_products = session.scalar(select(func.count()).where(Product.request_id == rid)) or 0
         products = session.execute(

@@ -20,7 +20,7 @@ from batchpress.db.migrate import upgrade
 from batchpress.worker.parent_death import die_with_parent
 
 log = logging.getLogger(__name__)
-WORKER_STOP_SECONDS = 20
+WORKER_STOP_SECONDS = 30
 WORKER_RESTART_DELAY_SECONDS = 1.0
 
 
@@ -75,7 +75,15 @@ class WorkerSupervisor:
         log.info("worker stopped")
 
 
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(0)
+
+
 def run_service(settings: Settings, *, with_worker: bool) -> None:
+    # Uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal; these handlers turn that
+    # into an ordinary exit, so the ``finally`` below still stops the worker.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGINT, _exit_on_signal)
     upgrade(settings)
     supervisor = WorkerSupervisor() if with_worker else None
     if supervisor is not None:

@@ -110,8 +110,16 @@ def give_up_exhausted(session: Session, *, max_attempts: int) -> set[uuid.UUID]:
     return {r.request_id for r in rows}
 
 
-def requeue_expired(session: Session, *, lease_seconds: float, limit: int = 10_000) -> dict[uuid.UUID, list[int]]:
-    """Hand back images nobody is working on, grouped by request, with a fresh deadline.
+@dataclass(frozen=True, slots=True)
+class Requeued:
+    request_id: uuid.UUID
+    image_id: int
+    # The worker holding it died or stalled: it goes back alone, so a poison image cannot take others down.
+    worker_lost: bool
+
+
+def requeue_expired(session: Session, *, lease_seconds: float, limit: int = 10_000) -> list[Requeued]:
+    """Hand back images nobody is working on, with a fresh deadline.
 
     Expired ``processing`` leases come back at once. A ``pending`` image past its deadline lost its message
     (or the broker was down at upload), but it may also just be waiting behind a long backlog, so those come
@@ -137,11 +145,7 @@ def requeue_expired(session: Session, *, lease_seconds: float, limit: int = 10_0
             lease_until=now + dt.timedelta(seconds=lease_seconds),
             updated_at=now,
         )
-        .returning(Image.request_id, Image.id)
+        .returning(Image.request_id, Image.id, Image.attempts)
     ).all()
-    grouped: dict[uuid.UUID, list[int]] = {}
-    for row in rows:
-        grouped.setdefault(row.request_id, []).append(row.id)
-    for image_ids in grouped.values():
-        image_ids.sort()
-    return grouped
+    # A pending image that was claimed before has attempts > 0 only if a worker lost it earlier.
+    return sorted((Requeued(r.request_id, r.id, worker_lost=r.attempts > 0) for r in rows), key=lambda r: r.image_id)

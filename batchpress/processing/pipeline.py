@@ -23,6 +23,7 @@ from batchpress.models import Image, ImageState, ProcessingRequest, RequestStatu
 from batchpress.processing.compress import ImageRejected, compress_image
 from batchpress.processing.download import Downloaded, DownloadFailed, download
 from batchpress.processing.leases import (
+    OPEN_STATES,
     ClaimedImage,
     claim_images,
     give_up_exhausted,
@@ -157,7 +158,13 @@ def sweep(settings: Settings, enqueue: Enqueue) -> SweepReport:
     with session_scope() as session:
         exhausted = give_up_exhausted(session, max_attempts=settings.max_attempts)
         requeued = requeue_expired(session, lease_seconds=settings.lease_seconds)
-    for request_id, ids in requeued.items():
+    by_request: dict[uuid.UUID, list[int]] = {}
+    for image in requeued:
+        if image.worker_lost:
+            enqueue(image.request_id, [image.image_id])
+        else:
+            by_request.setdefault(image.request_id, []).append(image.image_id)
+    for request_id, ids in by_request.items():
         for chunk in chunks(ids):
             enqueue(request_id, chunk)
     with session_scope(read_only=True) as session:
@@ -166,7 +173,7 @@ def sweep(settings: Settings, enqueue: Enqueue) -> SweepReport:
                 select(ProcessingRequest.id).where(
                     ProcessingRequest.status.in_(RequestStatus.open_states()),
                     ~select(Image.id)
-                    .where(Image.request_id == ProcessingRequest.id, Image.state.in_(("pending", "processing")))
+                    .where(Image.request_id == ProcessingRequest.id, Image.state.in_(OPEN_STATES))
                     .exists(),
                 )
             )
@@ -174,5 +181,6 @@ def sweep(settings: Settings, enqueue: Enqueue) -> SweepReport:
     finished = 0
     for request_id in open_requests | exhausted:
         with session_scope() as session:
-            finished += finish_request(session, request_id) is not None
-    return SweepReport(requeued=sum(len(ids) for ids in requeued.values()), gave_up=len(exhausted), finished=finished)
+            if finish_request(session, request_id) is not None:
+                finished += 1
+    return SweepReport(requeued=len(requeued), gave_up=len(exhausted), finished=finished)

@@ -48,6 +48,8 @@ def make_celery(settings: Settings) -> Celery:
         task_ignore_result=True,
         result_backend=None,
         worker_prefetch_multiplier=1,
+        # How long a killed pool process holds its slot before Celery gives up on it (default 10 s).
+        worker_lost_wait=2.0,
         worker_concurrency=settings.worker_concurrency,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
@@ -56,7 +58,7 @@ def make_celery(settings: Settings) -> Celery:
         task_time_limit=TASK_TIME_LIMIT_SECONDS,
         task_soft_time_limit=TASK_TIME_LIMIT_SECONDS - 30,
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5},
-        task_default_queue="batchpress",
+        task_default_queue=settings.queue_name,
         timezone="UTC",
     )
     return app

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -32,6 +33,16 @@ class Route:
     content_type: str = "application/octet-stream"
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
+    # A poison image: the process that asks for it is killed with SIGKILL, as if decoding it crashed.
+    kill_client: bool = False
+
+
+def kill_peer(client_port: int) -> None:
+    """SIGKILL the local process that owns the client end of a loopback connection."""
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.laddr and conn.laddr.port == client_port and conn.pid and conn.pid != os.getpid():
+            os.kill(conn.pid, signal.SIGKILL)
+            return
 
 
 class ImageServer:
@@ -50,6 +61,9 @@ class ImageServer:
                 with server._lock:
                     server.hits[self.path] = server.hits.get(self.path, 0) + 1
                 route = server.routes.get(self.path, Route(b"not found", "text/plain", 404))
+                if route.kill_client:
+                    kill_peer(self.client_address[1])
+                    return
                 self.send_response(route.status)
                 self.send_header("Content-Type", route.content_type)
                 self.send_header("Content-Length", str(len(route.body)))
