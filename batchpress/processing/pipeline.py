@@ -79,9 +79,17 @@ def fan_out(request_id: uuid.UUID, enqueue: Enqueue) -> int:
     for chunk in chunks(ids):
         enqueue(request_id, chunk)
     if not ids:
-        with session_scope() as session:
-            finish_request(session, request_id)
+        finish(request_id)
     return len(ids)
+
+
+def finish(request_id: uuid.UUID) -> str | None:
+    """Try the terminal move in a transaction of its own; logs once, for the one caller that made it."""
+    with session_scope() as session:
+        status = finish_request(session, request_id)
+    if status is not None:
+        log.info("request %s finished: %s", request_id, status)
+    return status
 
 
 @dataclass
@@ -113,8 +121,7 @@ class ChunkWorker:
                     finished += record_result(session, image.id, outcome, token=token)
                     renew_lease(session, token=token, lease_seconds=self.settings.lease_seconds)
         for request_id in {c.request_id for c in claimed}:
-            with session_scope() as session:
-                finish_request(session, request_id)
+            finish(request_id)
         return finished
 
     def _downloads(
@@ -180,7 +187,6 @@ def sweep(settings: Settings, enqueue: Enqueue) -> SweepReport:
         )
     finished = 0
     for request_id in open_requests | exhausted:
-        with session_scope() as session:
-            if finish_request(session, request_id) is not None:
-                finished += 1
+        if finish(request_id) is not None:
+            finished += 1
     return SweepReport(requeued=len(requeued), gave_up=len(exhausted), finished=finished)

@@ -1,0 +1,161 @@
+"""Scaled out on PostgreSQL + Redis with separate worker processes, under faults: nothing lost, nothing twice."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from tests.support.cluster import Cluster, RedisServer, port_open, postgres_admin_url, postgres_database
+from tests.support.photos import make_image
+from tests.support.servers import ImageServer, Service
+
+pytestmark = pytest.mark.cluster
+IMAGES = 300
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    with postgres_database(postgres_admin_url(), f"bp_cluster_{uuid.uuid4().hex[:10]}") as url:
+        yield url
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, pg_url: str) -> Iterator[Cluster]:
+    cluster = Cluster(tmp_path, {"BATCHPRESS_DATABASE_URL": pg_url})
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def big_batch(image_server: ImageServer) -> str:
+    lines = ["S. No.,Product Name,Input Image Urls"]
+    for serial in range(1, IMAGES // 3 + 1):
+        urls = [
+            image_server.add(f"/scale/{serial}-{k}.jpg", make_image("jpeg", serial * 3 + k, (960, 720)))
+            for k in range(3)
+        ]
+        lines.append(f'{serial},Item {serial},"{",".join(urls)}"')
+    return "\n".join(lines) + "\n"
+
+
+def machine_redis() -> str:
+    if not port_open(6379):
+        pytest.skip("needs Redis on 127.0.0.1:6379")
+    return "redis://127.0.0.1:6379/4"
+
+
+def wait_processed(api: Service, request_id: str, at_least: int) -> int:
+    status = api.wait_until(request_id, lambda s: s["progress"]["processed"] >= at_least, timeout=180)
+    processed: int = status["progress"]["processed"]
+    return processed
+
+
+def check_complete(cluster: Cluster, api: Service, request_id: str, pg_url: str, label: str) -> None:
+    """Every image done once, one output each, and exactly one terminal transition; prints the figures."""
+    status = api.wait_until(request_id, timeout=300)
+    assert status["status"] == "completed", status["progress"]
+    assert status["progress"] == {"total_images": IMAGES, "processed": IMAGES, "failed": 0, "pending": 0}
+    outputs = [url for p in status["products"] for url in p["output_image_urls"]]
+    assert len(set(outputs)) == IMAGES
+    stored = [p for p in Path(cluster.env["BATCHPRESS_DATA_DIR"], "images", request_id).iterdir() if p.is_file()]
+    assert len(stored) == IMAGES
+    for url in outputs[::50]:
+        assert httpx.get(url).status_code == 200
+    finishes = cluster.worker_logs().count(f"request {request_id} finished")
+    assert finishes == 1, f"terminal transition logged {finishes} times"
+    with psycopg.connect(pg_url) as conn:
+        retried = conn.execute("SELECT count(*) FROM image WHERE attempts > 1").fetchone()
+    print(f"\n{label}: {IMAGES} images, lost 0, duplicated 0, retried {retried[0]}, terminal transitions {finishes}")
+
+
+def test_kill_9_one_of_two_workers(cluster: Cluster, big_batch: str, pg_url: str) -> None:
+    cluster.env |= {"BATCHPRESS_BROKER_URL": machine_redis(), "BATCHPRESS_QUEUE_NAME": f"t-{uuid.uuid4().hex[:8]}"}
+    api = cluster.add_api()
+    victim = cluster.add_worker()
+    cluster.add_worker()
+    request_id = api.upload(big_batch).json()["request_id"]
+    at = wait_processed(api, request_id, 60)
+    victim.kill()
+    check_complete(cluster, api, request_id, pg_url, f"kill -9 one worker at {at}/{IMAGES}")
+
+
+def test_redis_restart_mid_batch(cluster: Cluster, big_batch: str, pg_url: str, tmp_path: Path) -> None:
+    redis = RedisServer(tmp_path / "redis").start()
+    try:
+        cluster.env["BATCHPRESS_BROKER_URL"] = redis.url
+        api = cluster.add_api()
+        cluster.add_worker()
+        cluster.add_worker()
+        request_id = api.upload(big_batch).json()["request_id"]
+        at = wait_processed(api, request_id, 60)
+        redis.shutdown_nosave()
+        time.sleep(2)
+        redis.start()
+        check_complete(cluster, api, request_id, pg_url, f"Redis killed (nothing saved) at {at}/{IMAGES}")
+    finally:
+        redis.stop()
+
+
+def test_database_connections_dropped_mid_batch(cluster: Cluster, big_batch: str, pg_url: str) -> None:
+    cluster.env |= {"BATCHPRESS_BROKER_URL": machine_redis(), "BATCHPRESS_QUEUE_NAME": f"t-{uuid.uuid4().hex[:8]}"}
+    api = cluster.add_api()
+    cluster.add_worker()
+    cluster.add_worker()
+    request_id = api.upload(big_batch).json()["request_id"]
+    at = wait_processed(api, request_id, 60)
+    database = pg_url.rpartition("/")[2]
+    with psycopg.connect(postgres_admin_url(), autocommit=True) as conn:
+        dropped = conn.execute(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()) AS t",
+            (database,),
+        ).fetchone()
+    assert dropped is not None
+    assert dropped[0] > 0
+    check_complete(cluster, api, request_id, pg_url, f"{dropped[0]} database connections dropped at {at}/{IMAGES}")
+
+
+def test_simultaneous_last_images_finish_a_request_once(cluster: Cluster, image_server: ImageServer) -> None:
+    """Requests of two images, split over two workers, so both finish their last image at once."""
+    cluster.env |= {"BATCHPRESS_BROKER_URL": machine_redis(), "BATCHPRESS_QUEUE_NAME": f"t-{uuid.uuid4().hex[:8]}"}
+    api = cluster.add_api()
+    cluster.add_worker()
+    cluster.add_worker()
+    a = image_server.add("/race/a.jpg", make_image("jpeg", 1, (320, 240)))
+    b = image_server.add("/race/b.jpg", make_image("jpeg", 2, (320, 240)))
+    csv_text = f'S. No.,Product Name,Input Image Urls\n1,Pair,"{a},{b}"\n'
+    ids = [api.upload(csv_text).json()["request_id"] for _ in range(40)]
+    for request_id in ids:
+        assert api.wait_until(request_id, timeout=120)["status"] == "completed"
+    time.sleep(2)  # let any late duplicate transition reach the log
+    logs = cluster.worker_logs()
+    assert [logs.count(f"request {request_id} finished") for request_id in ids] == [1] * len(ids)
+
+
+def test_upload_while_broker_is_down_is_kept_and_processed_later(
+    cluster: Cluster, image_server: ImageServer, tmp_path: Path
+) -> None:
+    redis = RedisServer(tmp_path / "redis")  # not started yet
+    cluster.env["BATCHPRESS_BROKER_URL"] = redis.url
+    api = cluster.add_api()
+    url = image_server.add("/down/a.jpg", make_image("jpeg", 4, (320, 240)))
+    started = time.monotonic()
+    answer = api.upload(f"S. No.,Product Name,Input Image Urls\n1,Item,{url}\n")
+    elapsed = time.monotonic() - started
+    assert answer.status_code == 202, answer.text
+    assert elapsed < 10
+    request_id = answer.json()["request_id"]
+    assert api.status(request_id)["status"] == "pending"
+    redis.start()
+    try:
+        cluster.add_worker()
+        assert api.wait_until(request_id, timeout=60)["status"] == "completed"
+    finally:
+        cluster.stop()
+        redis.stop()
