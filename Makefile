@@ -1,5 +1,5 @@
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format
+.PHONY: help run test lint format bench-scaling
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -25,3 +25,7 @@ format: ## Apply ruff's formatting and safe fixes
 	@./scripts/bootstrap.sh
 	.venv/bin/ruff format batchpress tests
 	.venv/bin/ruff check --fix batchpress tests
+
+bench-scaling: ## Images/s with 1 and 2 worker processes on PostgreSQL + Redis, and their ratio
+	@./scripts/bootstrap.sh
+	.venv/bin/python -m benchmarks.scaling

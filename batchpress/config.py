@@ -8,8 +8,9 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -39,6 +40,21 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
     max_csv_rows: int = Field(default=100_000, gt=0)
 
+    # Where outputs go: files under data_dir served by the API, or an S3-compatible bucket.
+    storage: Literal["local", "s3"] = "local"
+    s3_bucket: str = ""
+    s3_prefix: str = ""
+    # Empty means AWS itself; set it for MinIO, R2, Ceph and the like.
+    s3_endpoint_url: str = ""
+    s3_region: str = "us-east-1"
+    # Both empty means boto3's default credential chain (environment, profile, instance role).
+    s3_access_key_id: str = ""
+    s3_secret_access_key: SecretStr = SecretStr("")
+    # When set, output URLs are this base plus the object key; otherwise they are presigned GET URLs.
+    s3_public_base_url: str = ""
+    # SigV4 caps a presigned URL at seven days.
+    s3_presign_seconds: int = Field(default=604_800, ge=1, le=604_800)
+
     @model_validator(mode="after")
     def _fill_derived(self) -> Settings:
         self.data_dir = self.data_dir.expanduser().resolve()
@@ -53,6 +69,15 @@ class Settings(BaseSettings):
             shown_host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104
             self.public_base_url = f"http://{shown_host}:{self.port}"
         self.public_base_url = self.public_base_url.rstrip("/")
+        self.s3_prefix = self.s3_prefix.strip("/")
+        self.s3_public_base_url = self.s3_public_base_url.rstrip("/")
+        if self.storage == "s3" and not self.s3_bucket:
+            raise ValueError("BATCHPRESS_STORAGE=s3 needs BATCHPRESS_S3_BUCKET")
+        if bool(self.s3_access_key_id) != bool(self.s3_secret_access_key.get_secret_value()):
+            raise ValueError(
+                "set both BATCHPRESS_S3_ACCESS_KEY_ID and BATCHPRESS_S3_SECRET_ACCESS_KEY, or neither "
+                "to use boto3's default credential chain"
+            )
         return self
 
     @property

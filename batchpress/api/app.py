@@ -24,6 +24,7 @@ def create_app() -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    settings.images_dir.mkdir(parents=True, exist_ok=True)
-    app.mount("/images", StaticFiles(directory=settings.images_dir), name="images")
+    if settings.storage == "local":
+        settings.images_dir.mkdir(parents=True, exist_ok=True)
+        app.mount("/images", StaticFiles(directory=settings.images_dir), name="images")
     return app

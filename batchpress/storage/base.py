@@ -20,7 +20,12 @@ class ImageStorage(Protocol):
 
 @lru_cache(maxsize=1)
 def get_storage() -> ImageStorage:
+    """The one place that picks the storage; boto3 is imported only when S3 is configured."""
+    settings = get_settings()
+    if settings.storage == "s3":
+        from batchpress.storage.s3 import S3Storage
+
+        return S3Storage.from_settings(settings)
     from batchpress.storage.local import LocalStorage
 
-    settings = get_settings()
     return LocalStorage(settings.images_dir, settings.tmp_dir, f"{settings.public_base_url}/images")

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from batchpress.config import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+# Keys are unique per image and an object is only ever replaced by the same image, so caches may keep it.
+CACHE_CONTROL = "public, max-age=31536000, immutable"
+
+
+class StorageUnavailable(RuntimeError):
+    """The configured storage cannot be used; the message says what to fix."""
+
+
+def make_client(settings: Settings) -> S3Client:
+    config = Config(
+        connect_timeout=5,
+        read_timeout=30,
+        retries={"max_attempts": 4, "mode": "standard"},
+        signature_version="s3v4",
+        # Virtual-host addressing needs wildcard DNS, which MinIO, moto and most self-hosted servers lack.
+        s3={"addressing_style": "path"} if settings.s3_endpoint_url else None,
+    )
+    secret = settings.s3_secret_access_key.get_secret_value()
+    return boto3.client(
+        "s3",
+        endpoint_url=settings.s3_endpoint_url or None,
+        region_name=settings.s3_region,
+        aws_access_key_id=settings.s3_access_key_id or None,
+        aws_secret_access_key=secret or None,
+        config=config,
+    )
+
+
+class S3Storage:
+    """Objects in one bucket under an optional prefix, served from a public base URL or by presigned GET URLs.
+
+    ``put_object`` replaces an object whole, so saving a key twice leaves exactly the second version.
+    """
+
+    def __init__(
+        self,
+        client: S3Client,
+        bucket: str,
+        *,
+        prefix: str = "",
+        public_base_url: str = "",
+        presign_seconds: int = 604_800,
+    ) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.public_base_url = public_base_url.rstrip("/")
+        self.presign_seconds = presign_seconds
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> S3Storage:
+        return cls(
+            make_client(settings),
+            settings.s3_bucket,
+            prefix=settings.s3_prefix,
+            public_base_url=settings.s3_public_base_url,
+            presign_seconds=settings.s3_presign_seconds,
+        )
+
+    def object_key(self, key: str) -> str:
+        key = key.lstrip("/")
+        if not key:
+            raise ValueError("empty storage key")
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def save(self, key: str, data: bytes, content_type: str) -> str:
+        self.client.put_object(
+            Bucket=self.bucket,
+            Key=self.object_key(key),
+            Body=data,
+            ContentType=content_type or "application/octet-stream",
+            CacheControl=CACHE_CONTROL,
+        )
+        return self.url_for(key)
+
+    def url_for(self, key: str) -> str:
+        object_key = self.object_key(key)
+        if self.public_base_url:
+            return f"{self.public_base_url}/{quote(object_key)}"
+        return self.client.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self.bucket, "Key": object_key},
+            ExpiresIn=self.presign_seconds,
+        )
+
+    def check(self) -> None:
+        """Raise ``StorageUnavailable`` unless the bucket exists and these credentials may use it."""
+        where = f"S3 bucket {self.bucket!r} at {self.client.meta.endpoint_url}"
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in ("404", "NoSuchBucket"):
+                raise StorageUnavailable(f"{where} does not exist") from exc
+            if code in ("403", "AccessDenied"):
+                raise StorageUnavailable(f"{where}: access denied for these credentials") from exc
+            raise StorageUnavailable(f"{where}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StorageUnavailable(f"{where} is unreachable: {exc}") from exc

@@ -1,0 +1,184 @@
+"""S3 storage against moto's standalone server: a real S3 HTTP API on 127.0.0.1, driven through boto3."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+from PIL import Image
+
+from batchpress.config import Settings
+from batchpress.storage.s3 import S3Storage, StorageUnavailable
+from tests.conftest import StartService
+from tests.support.photos import make_image
+from tests.support.servers import ImageServer, free_port
+
+MOTO_SERVER = Path(sys.executable).parent / "moto_server"
+CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test", "region_name": "us-east-1"}
+
+
+@dataclass
+class Moto:
+    endpoint: str
+    client: Any
+
+    def new_bucket(self) -> str:
+        name = f"bp-{uuid.uuid4().hex[:12]}"
+        self.client.create_bucket(Bucket=name)
+        return name
+
+    def make_public(self, bucket: str) -> None:
+        """What a public-URL deployment does: a bucket policy letting anyone read objects."""
+        statement = {
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": "s3:GetObject",
+            "Resource": f"arn:aws:s3:::{bucket}/*",
+        }
+        self.client.put_bucket_policy(
+            Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+        )
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        listing = self.client.list_objects_v2(Bucket=bucket, Prefix=prefix)
+        return sorted(item["Key"] for item in listing.get("Contents", []))
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[Moto]:
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"moto_server exited with {process.returncode}")
+            try:
+                httpx.get(endpoint, timeout=1)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("moto_server did not answer in 30 s") from None
+                time.sleep(0.1)
+        yield Moto(endpoint, boto3.client("s3", endpoint_url=endpoint, **CREDENTIALS))
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def storage_for(moto: Moto, bucket: str, **overrides: Any) -> S3Storage:
+    settings = Settings(
+        storage="s3",
+        s3_bucket=bucket,
+        s3_endpoint_url=moto.endpoint,
+        s3_access_key_id="test",
+        s3_secret_access_key="test",
+        **overrides,
+    )
+    return S3Storage.from_settings(settings)
+
+
+def test_saving_a_key_twice_leaves_one_object_served_at_the_public_url(moto: Moto) -> None:
+    bucket = moto.new_bucket()
+    moto.make_public(bucket)
+    storage = storage_for(moto, bucket, s3_prefix="/outputs/", s3_public_base_url=f"{moto.endpoint}/{bucket}/")
+
+    storage.save("req/1-1.jpg", b"first attempt", "image/jpeg")
+    url = storage.save("req/1-1.jpg", b"second attempt", "image/jpeg")
+
+    assert url == f"{moto.endpoint}/{bucket}/outputs/req/1-1.jpg"
+    assert moto.keys(bucket) == ["outputs/req/1-1.jpg"]
+    response = httpx.get(url)
+    assert response.status_code == 200
+    assert response.content == b"second attempt"
+    assert response.headers["content-type"] == "image/jpeg"
+    assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
+
+
+def test_presigned_url_carries_the_configured_lifetime_and_downloads(moto: Moto) -> None:
+    bucket = moto.new_bucket()
+    storage = storage_for(moto, bucket, s3_prefix="p", s3_presign_seconds=900)
+
+    url = storage.save("req/2-1.webp", b"webp bytes", "image/webp")
+
+    assert url.startswith(f"{moto.endpoint}/{bucket}/p/req/2-1.webp?")
+    assert "X-Amz-Signature=" in url
+    assert "X-Amz-Expires=900" in url
+    response = httpx.get(url)
+    assert response.status_code == 200
+    assert response.content == b"webp bytes"
+    assert response.headers["content-type"] == "image/webp"
+
+
+def test_check_names_a_missing_bucket(moto: Moto) -> None:
+    assert storage_for(moto, moto.new_bucket()).check() is None
+    with pytest.raises(StorageUnavailable, match=r"'no-such-bucket-x'.*does not exist"):
+        storage_for(moto, "no-such-bucket-x").check()
+
+
+def test_s3_storage_without_a_bucket_is_refused_at_startup(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BATCHPRESS_S3_BUCKET", raising=False)
+    monkeypatch.setenv("BATCHPRESS_STORAGE", "s3")
+    with pytest.raises(ValueError, match="BATCHPRESS_S3_BUCKET"):
+        Settings()
+    with pytest.raises(ValueError, match="BATCHPRESS_S3_SECRET_ACCESS_KEY"):
+        Settings(s3_bucket="b", s3_access_key_id="only-the-id")
+    with pytest.raises(ValueError, match="s3_presign_seconds"):
+        Settings(s3_bucket="b", s3_presign_seconds=604_801)
+
+
+def test_batch_outputs_land_in_s3_behind_presigned_urls(
+    moto: Moto, start_service: StartService, image_server: ImageServer
+) -> None:
+    bucket = moto.new_bucket()
+    service = start_service(
+        BATCHPRESS_STORAGE="s3",
+        BATCHPRESS_S3_BUCKET=bucket,
+        BATCHPRESS_S3_PREFIX="compressed",
+        BATCHPRESS_S3_ENDPOINT_URL=moto.endpoint,
+        BATCHPRESS_S3_ACCESS_KEY_ID="test",
+        BATCHPRESS_S3_SECRET_ACCESS_KEY="test",
+        BATCHPRESS_S3_PRESIGN_SECONDS="3600",
+    )
+    urls = [image_server.add(f"/s3/{i}.jpg", make_image("jpeg", i, (640, 480))) for i in range(6)]
+    rows = "\n".join(f'{i + 1},Item {i},"{urls[2 * i]},{urls[2 * i + 1]}"' for i in range(3))
+    request_id = service.upload(f"S. No.,Product Name,Input Image Urls\n{rows}\n").json()["request_id"]
+
+    status = service.wait_until(request_id, timeout=90)
+
+    assert status["status"] == "completed", service.log()
+    outputs = [url for product in status["products"] for url in product["output_image_urls"]]
+    assert len(outputs) == 6
+    for url in outputs:
+        assert url.startswith(f"{moto.endpoint}/{bucket}/compressed/{request_id}/")
+        assert "X-Amz-Signature=" in url
+        assert "X-Amz-Expires=3600" in url
+        response = httpx.get(url)
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "image/jpeg"
+        with Image.open(io.BytesIO(response.content)) as im:
+            assert (im.format, im.size) == ("JPEG", (640, 480))
+    keys = moto.keys(bucket, prefix=f"compressed/{request_id}/")
+    assert len(keys) == 6
+    assert all(key.endswith(".jpg") for key in keys)
+    assert httpx.get(f"{service.base_url}/images/{request_id}/1-1.jpg").status_code == 404
