@@ -122,17 +122,18 @@ def test_database_connections_dropped_mid_batch(cluster: Cluster, big_batch: str
 
 
 def test_simultaneous_last_images_finish_a_request_once(cluster: Cluster, image_server: ImageServer) -> None:
-    """Requests of two images, split over two workers, so both finish their last image at once."""
+    """Requests of two images, split over two workers, so both finish their last image at once; uploads and
+    status reads spread over two API processes."""
     cluster.env |= {"BATCHPRESS_BROKER_URL": machine_redis(), "BATCHPRESS_QUEUE_NAME": f"t-{uuid.uuid4().hex[:8]}"}
-    api = cluster.add_api()
+    apis = [cluster.add_api(), cluster.add_api()]
     cluster.add_worker()
     cluster.add_worker()
     a = image_server.add("/race/a.jpg", make_image("jpeg", 1, (320, 240)))
     b = image_server.add("/race/b.jpg", make_image("jpeg", 2, (320, 240)))
     csv_text = f'S. No.,Product Name,Input Image Urls\n1,Pair,"{a},{b}"\n'
-    ids = [api.upload(csv_text).json()["request_id"] for _ in range(40)]
-    for request_id in ids:
-        assert api.wait_until(request_id, timeout=120)["status"] == "completed"
+    ids = [apis[n % 2].upload(csv_text).json()["request_id"] for n in range(40)]
+    for n, request_id in enumerate(ids):
+        assert apis[(n + 1) % 2].wait_until(request_id, timeout=120)["status"] == "completed"
     time.sleep(2)  # let any late duplicate transition reach the log
     logs = cluster.worker_logs()
     assert [logs.count(f"request {request_id} finished") for request_id in ids] == [1] * len(ids)

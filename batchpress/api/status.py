@@ -12,6 +12,7 @@ from batchpress.api.errors import ApiError
 from batchpress.api.schemas import ProductStatus, Progress, RequestStatusOut
 from batchpress.db.engine import session_scope
 from batchpress.models import Image, ImageState, ProcessingRequest, Product
+from batchpress.storage import get_storage
 
 router = APIRouter()
 MAX_PAGE = 1000
@@ -61,6 +62,7 @@ def request_status(
                     Image.position,
                     Image.input_url,
                     Image.output_url,
+                    Image.output_key,
                     Image.state,
                     Image.error,
                 )
@@ -70,6 +72,7 @@ def request_status(
             if products
             else []
         )
+    storage = get_storage()
     by_product = {pid: list(rows) for pid, rows in groupby(images, key=lambda r: r.product_id)}
     done = counts.get(ImageState.DONE.value, 0)
     failed = counts.get(ImageState.FAILED.value, 0)
@@ -89,7 +92,9 @@ def request_status(
                 serial_number=p.serial_number,
                 product_name=p.product_name,
                 input_image_urls=[i.input_url for i in by_product.get(p.id, [])],
-                output_image_urls=[i.output_url for i in by_product.get(p.id, [])],
+                output_image_urls=[
+                    storage.url_for(i.output_key) if i.output_key else i.output_url for i in by_product.get(p.id, [])
+                ],
                 errors=[
                     f"image {i.position + 1} ({i.input_url}): {i.error}"
                     for i in by_product.get(p.id, [])

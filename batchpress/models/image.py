@@ -40,6 +40,8 @@ class Image(Base):
     position: Mapped[int] = mapped_column(Integer)
     input_url: Mapped[str] = mapped_column(Text)
     output_url: Mapped[str | None] = mapped_column(Text, default=None)
+    # Where our storage keeps the output; URLs are built from it when read, so presigned links never go stale.
+    output_key: Mapped[str | None] = mapped_column(Text, default=None)
     state: Mapped[str] = mapped_column(String(16), default=ImageState.PENDING.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text, default=None)

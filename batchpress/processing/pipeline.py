@@ -147,10 +147,9 @@ class ChunkWorker:
             log.exception("compressing image %s failed", image.id)
             return Failed(f"could not compress the image ({type(exc).__name__})")
         # Storage errors propagate: the lease lapses and the image is retried, rather than failed for good.
-        url = self.storage.save(
-            f"{image.key_stem}.{result.extension}", result.data, CONTENT_TYPES.get(result.extension, "")
-        )
-        return Compressed(output_url=url, input_bytes=len(data), output_bytes=len(result.data))
+        key = f"{image.key_stem}.{result.extension}"
+        url = self.storage.save(key, result.data, CONTENT_TYPES.get(result.extension, ""))
+        return Compressed(output_url=url, input_bytes=len(data), output_bytes=len(result.data), output_key=key)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,8 @@ class Compressed:
     output_url: str
     input_bytes: int
     output_bytes: int
+    # None when the output lives outside our storage (an external processor reported its own URL).
+    output_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +52,7 @@ def record_result(session: Session, image_id: int, outcome: Outcome, *, token: s
         values = {
             "state": ImageState.DONE.value,
             "output_url": outcome.output_url,
+            "output_key": outcome.output_key,
             "input_bytes": outcome.input_bytes,
             "output_bytes": outcome.output_bytes,
             "error": None,
