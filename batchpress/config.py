@@ -55,6 +55,20 @@ class Settings(BaseSettings):
     # SigV4 caps a presigned URL at seven days.
     s3_presign_seconds: int = Field(default=604_800, ge=1, le=604_800)
 
+    # Completion notifications (Standard Webhooks). The URL is the default for uploads that name none.
+    webhook_url: str = ""
+    # One or more "whsec_..." secrets separated by spaces (several while rotating); generated when empty.
+    webhook_secret: SecretStr = SecretStr("")
+    webhook_timeout_seconds: float = Field(default=15.0, gt=0)
+    # Seconds to wait before each attempt, comma-separated; its length is the number of attempts.
+    webhook_retry_schedule: str = "0,5,300,1800,7200,18000,36000,86400"
+    # Verifies callbacks from an external image processor; the endpoint refuses everything while it is empty.
+    processing_callback_secret: SecretStr = SecretStr("")
+
+    @property
+    def webhook_delays(self) -> list[float]:
+        return [float(part) for part in self.webhook_retry_schedule.split(",") if part.strip()]
+
     @model_validator(mode="after")
     def _fill_derived(self) -> Settings:
         self.data_dir = self.data_dir.expanduser().resolve()
@@ -71,6 +85,12 @@ class Settings(BaseSettings):
         self.public_base_url = self.public_base_url.rstrip("/")
         self.s3_prefix = self.s3_prefix.strip("/")
         self.s3_public_base_url = self.s3_public_base_url.rstrip("/")
+        try:
+            delays = self.webhook_delays
+        except ValueError:
+            raise ValueError("BATCHPRESS_WEBHOOK_RETRY_SCHEDULE must be comma-separated seconds") from None
+        if not delays or any(d < 0 for d in delays):
+            raise ValueError("BATCHPRESS_WEBHOOK_RETRY_SCHEDULE needs at least one delay, none negative")
         if self.storage == "s3" and not self.s3_bucket:
             raise ValueError("BATCHPRESS_STORAGE=s3 needs BATCHPRESS_S3_BUCKET")
         if bool(self.s3_access_key_id) != bool(self.s3_secret_access_key.get_secret_value()):

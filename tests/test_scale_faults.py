@@ -11,8 +11,10 @@ import httpx
 import psycopg
 import pytest
 
+from batchpress.webhooks.signing import new_secret
 from tests.support.cluster import Cluster, RedisServer, port_open, postgres_admin_url, postgres_database
 from tests.support.photos import make_image
+from tests.support.receiver import Receiver
 from tests.support.servers import ImageServer, Service
 
 pytestmark = pytest.mark.cluster
@@ -123,8 +125,15 @@ def test_database_connections_dropped_mid_batch(cluster: Cluster, big_batch: str
 
 def test_simultaneous_last_images_finish_a_request_once(cluster: Cluster, image_server: ImageServer) -> None:
     """Requests of two images, split over two workers, so both finish their last image at once; uploads and
-    status reads spread over two API processes."""
-    cluster.env |= {"BATCHPRESS_BROKER_URL": machine_redis(), "BATCHPRESS_QUEUE_NAME": f"t-{uuid.uuid4().hex[:8]}"}
+    status reads spread over two API processes. Each request sends exactly one webhook event."""
+    secret = new_secret()
+    receiver = Receiver(secret)
+    cluster.env |= {
+        "BATCHPRESS_BROKER_URL": machine_redis(),
+        "BATCHPRESS_QUEUE_NAME": f"t-{uuid.uuid4().hex[:8]}",
+        "BATCHPRESS_WEBHOOK_SECRET": secret,
+        "BATCHPRESS_WEBHOOK_URL": receiver.url("/race"),
+    }
     apis = [cluster.add_api(), cluster.add_api()]
     cluster.add_worker()
     cluster.add_worker()
@@ -134,9 +143,14 @@ def test_simultaneous_last_images_finish_a_request_once(cluster: Cluster, image_
     ids = [apis[n % 2].upload(csv_text).json()["request_id"] for n in range(40)]
     for n, request_id in enumerate(ids):
         assert apis[(n + 1) % 2].wait_until(request_id, timeout=120)["status"] == "completed"
-    time.sleep(2)  # let any late duplicate transition reach the log
+    deliveries = receiver.wait_for("/race", len(ids))
+    time.sleep(2)  # let any late duplicate transition reach the log or the receiver
     logs = cluster.worker_logs()
     assert [logs.count(f"request {request_id} finished") for request_id in ids] == [1] * len(ids)
+    assert all(d.verified for d in receiver.at("/race"))
+    assert sorted(d.payload["data"]["request_id"] for d in receiver.at("/race")) == sorted(ids)
+    assert len({d.headers["webhook-id"] for d in deliveries}) == len(ids)
+    receiver.close()
 
 
 def test_upload_while_broker_is_down_is_kept_and_processed_later(

@@ -4,7 +4,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from batchpress import __version__
-from batchpress.api import status, upload
+from batchpress.api import processing_callback, status, upload, webhook_status
 from batchpress.api.errors import install_error_handlers
 from batchpress.config import get_settings
 
@@ -19,6 +19,8 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     app.include_router(upload.router, tags=["requests"])
     app.include_router(status.router, tags=["requests"])
+    app.include_router(processing_callback.router, tags=["webhooks"])
+    app.include_router(webhook_status.router, tags=["webhooks"])
 
     @app.get("/healthz", tags=["operations"], summary="The process is up")
     def healthz() -> dict[str, str]:

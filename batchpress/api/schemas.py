@@ -25,6 +25,25 @@ class ProductStatus(BaseModel):
     errors: list[str] = Field(description="one line per failed image, naming its position and URL")
 
 
+class WebhookAttemptOut(BaseModel):
+    attempted_at: dt.datetime
+    status_code: int | None
+    latency_ms: int
+    error: str | None
+    response_excerpt: str | None = Field(description="the first 2 KiB of the receiver's answer")
+    outcome: str = Field(description="delivered, retry or gave_up")
+
+
+class WebhookOut(BaseModel):
+    url: str
+    event_id: str | None = Field(description="the webhook-id header; null until the request finishes")
+    state: str = Field(description="pending, retrying, delivered or failed")
+    attempts: int
+    next_attempt_at: dt.datetime | None
+    last_attempt: WebhookAttemptOut | None
+    log: list[WebhookAttemptOut] = Field(description="every attempt, oldest first (the last 50)")
+
+
 class RequestStatusOut(BaseModel):
     request_id: uuid.UUID
     status: str
@@ -32,6 +51,7 @@ class RequestStatusOut(BaseModel):
     updated_at: dt.datetime
     finished_at: dt.datetime | None
     progress: Progress
+    webhook: WebhookOut | None
     total_products: int
     offset: int
     limit: int

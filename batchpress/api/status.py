@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from itertools import groupby
 from typing import Annotated
@@ -10,17 +9,13 @@ from sqlalchemy import func, select
 
 from batchpress.api.errors import ApiError
 from batchpress.api.schemas import ProductStatus, Progress, RequestStatusOut
+from batchpress.api.webhook_status import as_utc, webhook_status
 from batchpress.db.engine import session_scope
 from batchpress.models import Image, ImageState, ProcessingRequest, Product
 from batchpress.storage import get_storage
 
 router = APIRouter()
 MAX_PAGE = 1000
-
-
-def as_utc(value: dt.datetime) -> dt.datetime:
-    """SQLite hands datetimes back naive; every one we store is UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 @router.get(
@@ -48,6 +43,7 @@ def request_status(
             .all()
         )
         total_products = session.scalar(select(func.count()).where(Product.request_id == rid)) or 0
+        webhook = webhook_status(session, request)
         products = session.execute(
             select(Product.id, Product.serial_number, Product.product_name)
             .where(Product.request_id == rid)
@@ -84,6 +80,7 @@ def request_status(
         updated_at=as_utc(request.updated_at),
         finished_at=as_utc(request.finished_at) if request.finished_at else None,
         progress=Progress(total_images=total, processed=done, failed=failed, pending=total - done - failed),
+        webhook=webhook,
         total_products=total_products,
         offset=offset,
         limit=limit,

@@ -3,13 +3,13 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, File, UploadFile
+from fastapi import APIRouter, File, Form, UploadFile
 
 from batchpress.api.errors import ApiError
 from batchpress.api.schemas import UploadAccepted
 from batchpress.config import get_settings
 from batchpress.db.engine import session_scope
-from batchpress.ingest.csv_reader import CsvRejected, read_products
+from batchpress.ingest.csv_reader import CsvRejected, read_products, url_problem
 from batchpress.ingest.store import store_request
 from batchpress.processing.tasks import enqueue_request
 
@@ -26,9 +26,16 @@ router = APIRouter()
 )
 def upload_csv(
     file: Annotated[UploadFile, File(description="CSV: S. No.,Product Name,Input Image Urls")],
+    webhook_url: Annotated[
+        str | None,
+        Form(description="http(s) URL to POST a signed event to when the request finishes (default: the server's)"),
+    ] = None,
 ) -> UploadAccepted:
     """Validate the whole CSV, store the request in one transaction, then enqueue it; no image is fetched here."""
     settings = get_settings()
+    webhook = (webhook_url or "").strip() or settings.webhook_url or None
+    if webhook and (problem := url_problem(webhook)):
+        raise ApiError(400, "invalid_webhook_url", f"webhook_url: {problem}", [{"field": "webhook_url"}])
     try:
         rows = read_products(file.file, max_bytes=settings.max_upload_bytes, max_rows=settings.max_csv_rows)
     except CsvRejected as exc:
@@ -42,7 +49,7 @@ def upload_csv(
             details,
         ) from None
     with session_scope() as session:
-        request_id = store_request(session, rows, requeue_after_seconds=settings.lease_seconds)
+        request_id = store_request(session, rows, requeue_after_seconds=settings.lease_seconds, webhook_url=webhook)
     try:
         enqueue_request(request_id)
     except Exception:

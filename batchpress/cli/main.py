@@ -35,6 +35,14 @@ def worker(
     run_worker(get_settings(), concurrency=concurrency or None)
 
 
+@app.command("webhook-secret")
+def webhook_secret() -> None:
+    """Print the secret(s) webhook receivers verify signatures with (generated on first use)."""
+    from batchpress.webhooks.signing import webhook_secrets
+
+    typer.echo(webhook_secrets(get_settings()))
+
+
 @app.command()
 def migrate() -> None:
     """Bring the database schema up to date."""

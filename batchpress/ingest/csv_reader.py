@@ -266,7 +266,7 @@ class _RowChecker:
         if "" in urls:
             add(line, IMAGE_URLS, _empty_url_message(urls))
         for url in urls:
-            if url and (message := _url_problem(url)):
+            if url and (message := url_problem(url)):
                 add(line, IMAGE_URLS, message)
         if self._problems.total != before:
             return None
@@ -290,7 +290,7 @@ def _shown(url: str) -> str:
     return repr(url if len(url) <= 80 else url[:77] + "...")
 
 
-def _url_problem(url: str) -> str | None:
+def url_problem(url: str) -> str | None:
     """Says what is wrong with one URL, if anything; the common case avoids ``urlsplit``, which costs 3 µs."""
     if len(url) > MAX_URL_CHARS:
         return f"URL {_shown(url)} is longer than {MAX_URL_CHARS} characters"

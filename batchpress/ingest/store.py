@@ -14,7 +14,9 @@ from batchpress.ingest.csv_reader import ProductRow
 from batchpress.models import Image, ImageState, ProcessingRequest, Product, RequestStatus
 
 
-def store_request(session: Session, rows: Sequence[ProductRow], *, requeue_after_seconds: float) -> uuid.UUID:
+def store_request(
+    session: Session, rows: Sequence[ProductRow], *, requeue_after_seconds: float, webhook_url: str | None = None
+) -> uuid.UUID:
     """Insert the request, its products and one image row per URL; the caller commits.
 
     Each image starts ``pending`` with a deadline: if no worker has claimed it by then (the broker was down, or
@@ -24,7 +26,11 @@ def store_request(session: Session, rows: Sequence[ProductRow], *, requeue_after
     request_id = uuid.uuid4()
     session.execute(
         insert(ProcessingRequest).values(
-            id=request_id, created_at=now, updated_at=now, status=RequestStatus.PENDING.value
+            id=request_id,
+            created_at=now,
+            updated_at=now,
+            status=RequestStatus.PENDING.value,
+            webhook_url=webhook_url,
         )
     )
     product_ids = session.scalars(

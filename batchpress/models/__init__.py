@@ -1,7 +1,20 @@
 """Tables, one a module; importing this package registers them all on the metadata."""
 
+from batchpress.models.disabled_webhook_url import DisabledWebhookUrl
 from batchpress.models.image import Image, ImageState
 from batchpress.models.processing_request import ProcessingRequest, RequestStatus
 from batchpress.models.product import Product
+from batchpress.models.webhook_attempt import WebhookAttempt
+from batchpress.models.webhook_event import WebhookEvent, WebhookState
 
-__all__ = ["Image", "ImageState", "ProcessingRequest", "Product", "RequestStatus"]
+__all__ = [
+    "DisabledWebhookUrl",
+    "Image",
+    "ImageState",
+    "ProcessingRequest",
+    "Product",
+    "RequestStatus",
+    "WebhookAttempt",
+    "WebhookEvent",
+    "WebhookState",
+]

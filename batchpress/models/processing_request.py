@@ -5,7 +5,7 @@ import enum
 import uuid
 from typing import TYPE_CHECKING
 
-from sqlalchemy import String, Uuid
+from sqlalchemy import String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from batchpress.db.base import Base, utcnow
@@ -36,5 +36,7 @@ class ProcessingRequest(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     status: Mapped[str] = mapped_column(String(32), default=RequestStatus.PENDING.value, index=True)
+    # Where to POST the completion event; the upload's own field, else BATCHPRESS_WEBHOOK_URL at upload time.
+    webhook_url: Mapped[str | None] = mapped_column(Text, default=None)
 
     products: Mapped[list[Product]] = relationship(back_populates="request", lazy="raise")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import httpx
 from sqlalchemy import select
 
-from batchpress.config import Settings
+from batchpress.config import Settings, get_settings
 from batchpress.db.engine import session_scope
 from batchpress.models import Image, ImageState, ProcessingRequest, RequestStatus
 from batchpress.processing.compress import ImageRejected, compress_image
@@ -40,6 +40,8 @@ from batchpress.processing.results import (
     record_result,
 )
 from batchpress.storage import ImageStorage
+from batchpress.webhooks.delivery import due_events
+from batchpress.webhooks.events import create_event
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,7 @@ DOWNLOAD_AHEAD = 4
 CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 
 Enqueue = Callable[[uuid.UUID, list[int]], None]
+EnqueueEvent = Callable[[str], None]
 
 
 def chunk_size(total_images: int) -> int:
@@ -84,11 +87,20 @@ def fan_out(request_id: uuid.UUID, enqueue: Enqueue) -> int:
 
 
 def finish(request_id: uuid.UUID) -> str | None:
-    """Try the terminal move in a transaction of its own; logs once, for the one caller that made it."""
+    """Try the terminal move in a transaction of its own. The one caller that makes it also creates the
+    webhook event in that transaction, logs, and enqueues the delivery after the commit."""
+    from batchpress.webhooks.tasks import enqueue_delivery
+
     with session_scope() as session:
         status = finish_request(session, request_id)
+        event_id = create_event(session, get_settings(), request_id, status) if status else None
     if status is not None:
         log.info("request %s finished: %s", request_id, status)
+    if event_id is not None:
+        try:
+            enqueue_delivery(event_id)
+        except Exception:
+            log.warning("could not enqueue webhook %s; the sweeper will", event_id, exc_info=True)
     return status
 
 
@@ -157,10 +169,12 @@ class SweepReport:
     requeued: int
     gave_up: int
     finished: int
+    webhooks: int
 
 
-def sweep(settings: Settings, enqueue: Enqueue) -> SweepReport:
-    """Bring back work a lost message or a dead worker dropped, and finish requests nobody finished."""
+def sweep(settings: Settings, enqueue: Enqueue, enqueue_event: EnqueueEvent) -> SweepReport:
+    """Bring back work a lost message or a dead worker dropped, finish requests nobody finished, and send
+    webhook attempts that are due."""
     with session_scope() as session:
         exhausted = give_up_exhausted(session, max_attempts=settings.max_attempts)
         requeued = requeue_expired(session, lease_seconds=settings.lease_seconds)
@@ -188,4 +202,8 @@ def sweep(settings: Settings, enqueue: Enqueue) -> SweepReport:
     for request_id in open_requests | exhausted:
         if finish(request_id) is not None:
             finished += 1
-    return SweepReport(requeued=len(requeued), gave_up=len(exhausted), finished=finished)
+    with session_scope(read_only=True) as session:
+        events = due_events(session)
+    for event_id in events:
+        enqueue_event(event_id)
+    return SweepReport(requeued=len(requeued), gave_up=len(exhausted), finished=finished, webhooks=len(events))

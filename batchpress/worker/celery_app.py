@@ -38,7 +38,9 @@ def broker_options(settings: Settings) -> dict[str, Any]:
 
 
 def make_celery(settings: Settings) -> Celery:
-    app = Celery("batchpress", broker=settings.broker_url, include=["batchpress.processing.tasks"])
+    app = Celery(
+        "batchpress", broker=settings.broker_url, include=["batchpress.processing.tasks", "batchpress.webhooks.tasks"]
+    )
     app.conf.update(
         broker_transport_options=broker_options(settings),
         broker_connection_retry_on_startup=True,

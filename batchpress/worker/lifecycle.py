@@ -13,6 +13,7 @@ from batchpress.config import get_settings
 from batchpress.db.engine import reset_engine
 from batchpress.processing.pipeline import sweep
 from batchpress.processing.tasks import enqueue_chunk
+from batchpress.webhooks.tasks import enqueue_delivery
 from batchpress.worker.parent_death import die_with_parent
 
 log = logging.getLogger(__name__)
@@ -29,13 +30,14 @@ def sweep_forever() -> None:
     settings = get_settings()
     while not _stop.is_set():
         try:
-            report = sweep(settings, enqueue_chunk)
-            if report.requeued or report.gave_up or report.finished:
+            report = sweep(settings, enqueue_chunk, enqueue_delivery)
+            if report.requeued or report.gave_up or report.finished or report.webhooks:
                 log.info(
-                    "sweeper: requeued %d images, gave up on %d, finished %d requests",
+                    "sweeper: requeued %d images, gave up on %d, finished %d requests, sent %d webhooks",
                     report.requeued,
                     report.gave_up,
                     report.finished,
+                    report.webhooks,
                 )
         except Exception:
             log.exception("sweeper pass failed; trying again next interval")

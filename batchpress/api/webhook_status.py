@@ -1,0 +1,107 @@
+"""The webhook part of a request's status, and asking for a delivery again."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from batchpress.api.errors import ApiError
+from batchpress.api.schemas import WebhookAttemptOut, WebhookOut
+from batchpress.db.engine import session_scope
+from batchpress.models import ProcessingRequest, RequestStatus, WebhookAttempt, WebhookEvent, WebhookState
+from batchpress.webhooks.delivery import reopen
+
+router = APIRouter()
+LOG_LIMIT = 50
+
+
+def as_utc(value: dt.datetime) -> dt.datetime:
+    """SQLite hands datetimes back naive; every one we store is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def webhook_status(session: Session, request: ProcessingRequest) -> WebhookOut | None:
+    if not request.webhook_url:
+        return None
+    event = session.scalar(select(WebhookEvent).where(WebhookEvent.request_id == request.id))
+    if event is None:
+        return WebhookOut(
+            url=request.webhook_url,
+            event_id=None,
+            state=WebhookState.PENDING.value,
+            attempts=0,
+            next_attempt_at=None,
+            last_attempt=None,
+            log=[],
+        )
+    attempts = session.scalars(
+        select(WebhookAttempt)
+        .where(WebhookAttempt.event_id == event.id)
+        .order_by(WebhookAttempt.id.desc())
+        .limit(LOG_LIMIT)
+    ).all()
+    log = [
+        WebhookAttemptOut(
+            attempted_at=as_utc(a.attempted_at),
+            status_code=a.status_code,
+            latency_ms=a.latency_ms,
+            error=a.error,
+            response_excerpt=a.response_body,
+            outcome=a.outcome,
+        )
+        for a in reversed(attempts)
+    ]
+    return WebhookOut(
+        url=event.url,
+        event_id=event.id,
+        state=event.state,
+        attempts=event.attempts,
+        next_attempt_at=as_utc(event.next_attempt_at) if event.next_attempt_at else None,
+        last_attempt=log[-1] if log else None,
+        log=log,
+    )
+
+
+class RedeliveryAccepted(BaseModel):
+    request_id: uuid.UUID
+    event_id: str
+    state: str
+
+
+@router.post(
+    "/api/requests/{request_id}/webhook/redeliver/",
+    status_code=202,
+    response_model=RedeliveryAccepted,
+    summary="Send the request's completion webhook again (same webhook-id)",
+    responses={404: {"description": "no such request"}, 409: {"description": "not finished, or no webhook"}},
+)
+def redeliver(request_id: str) -> RedeliveryAccepted:
+    from batchpress.webhooks.tasks import enqueue_delivery
+
+    try:
+        rid = uuid.UUID(request_id)
+    except ValueError:
+        raise ApiError(404, "not_found", f"no request with id {request_id!r}: not a valid request id") from None
+    with session_scope() as session:
+        request = session.get(ProcessingRequest, rid)
+        if request is None:
+            raise ApiError(404, "not_found", f"no request with id {request_id}")
+        event = session.scalar(select(WebhookEvent).where(WebhookEvent.request_id == rid))
+        if event is None:
+            reason = (
+                "it was uploaded without a webhook_url"
+                if not request.webhook_url
+                else f"it has not finished yet (status {request.status})"
+                if request.status in RequestStatus.open_states()
+                else "it has no webhook event"
+            )
+            raise ApiError(409, "no_webhook_event", f"nothing to redeliver for request {rid}: {reason}")
+        reopen(session, event)
+        event_id = event.id
+    enqueue_delivery(event_id)
+    return RedeliveryAccepted(request_id=rid, event_id=event_id, state=WebhookState.PENDING.value)

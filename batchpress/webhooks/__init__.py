@@ -1,0 +1,1 @@
+"""Completion notifications, signed per Standard Webhooks, and delivered until the receiver takes them."""

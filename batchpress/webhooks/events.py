@@ -1,0 +1,84 @@
+"""Creating the completion event, in the same transaction as the request's terminal move."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from batchpress.config import Settings
+from batchpress.db.base import utcnow
+from batchpress.models import (
+    DisabledWebhookUrl,
+    Image,
+    ImageState,
+    ProcessingRequest,
+    WebhookAttempt,
+    WebhookEvent,
+    WebhookState,
+)
+
+
+def status_url(settings: Settings, request_id: uuid.UUID) -> str:
+    return f"{settings.public_base_url}/api/status/{request_id}/"
+
+
+def event_payload(settings: Settings, request_id: uuid.UUID, status: str, session: Session) -> dict[str, object]:
+    """A thin payload: what finished and how; the product list stays behind the status URL."""
+    counts = dict(
+        session.execute(select(Image.state, func.count()).where(Image.request_id == request_id).group_by(Image.state))
+        .tuples()
+        .all()
+    )
+    done = counts.get(ImageState.DONE.value, 0)
+    failed = counts.get(ImageState.FAILED.value, 0)
+    return {
+        "type": f"request.{status}",
+        "timestamp": utcnow().isoformat().replace("+00:00", "Z"),
+        "data": {
+            "request_id": str(request_id),
+            "status": status,
+            "progress": {"total_images": sum(counts.values()), "processed": done, "failed": failed},
+            "status_url": status_url(settings, request_id),
+            "output_csv_url": None,
+        },
+    }
+
+
+def create_event(session: Session, settings: Settings, request_id: uuid.UUID, status: str) -> str | None:
+    """Insert the request's one event if it asked for a webhook; returns the event id to deliver, if any."""
+    url = session.scalar(select(ProcessingRequest.webhook_url).where(ProcessingRequest.id == request_id))
+    if not url:
+        return None
+    disabled = session.get(DisabledWebhookUrl, url)
+    now = utcnow()
+    event_id = f"msg_{uuid.uuid4().hex}"
+    session.execute(
+        insert(WebhookEvent).values(
+            id=event_id,
+            request_id=request_id,
+            type=f"request.{status}",
+            url=url,
+            payload=json.dumps(event_payload(settings, request_id, status, session), separators=(",", ":")),
+            state=WebhookState.FAILED.value if disabled else WebhookState.PENDING.value,
+            attempts=0,
+            next_attempt_at=None if disabled else now + dt.timedelta(seconds=settings.webhook_delays[0]),
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    if disabled:
+        session.execute(
+            insert(WebhookAttempt).values(
+                event_id=event_id,
+                attempted_at=now,
+                url=url,
+                error=f"not sent: this URL answered 410 Gone on {disabled.disabled_at:%Y-%m-%d} and is disabled",
+                outcome="gave_up",
+            )
+        )
+        return None
+    return event_id
