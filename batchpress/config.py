@@ -39,6 +39,21 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=50_000_000, gt=0)
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
     max_csv_rows: int = Field(default=100_000, gt=0)
+    # Whole-download deadline per image (connect, redirects, body), whatever the per-read timeouts allow.
+    download_total_timeout: float = Field(default=60.0, gt=0)
+    # At most this many downloads at once from one host, per worker process, so one slow origin cannot starve
+    # the rest.
+    download_per_host_concurrency: int = Field(default=4, ge=1)
+    # Outbound requests (image downloads, webhooks) refuse loopback, private, link-local and other internal
+    # addresses unless this is on (local development, the test suite) or the host is allow-listed.
+    allow_private_networks: bool = False
+    # Comma-separated host names (exact, case-insensitive) that may resolve to internal addresses.
+    outbound_allow_hosts: str = ""
+
+    # Comma-separated API keys; when set, every API route but health checks and served images needs one
+    # (``Authorization: Bearer <key>`` or ``X-API-Key``). Only their SHA-256 hashes are kept in memory.
+    api_keys: SecretStr = SecretStr("")
+    log_format: Literal["text", "json"] = "text"
 
     # Where outputs go: files under data_dir served by the API, or an S3-compatible bucket.
     storage: Literal["local", "s3"] = "local"
