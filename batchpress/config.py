@@ -50,8 +50,9 @@ class Settings(BaseSettings):
     # Comma-separated host names (exact, case-insensitive) that may resolve to internal addresses.
     outbound_allow_hosts: str = ""
 
-    # Comma-separated API keys; when set, every API route but health checks and served images needs one
-    # (``Authorization: Bearer <key>`` or ``X-API-Key``). Only their SHA-256 hashes are kept in memory.
+    # Comma-separated API keys; when set, every API route but health checks, served images, the docs and the (signed)
+    # processing callback needs one (``Authorization: Bearer <key>`` or ``X-API-Key``). The API keeps only their
+    # SHA-256 digests (api/auth.py).
     api_keys: SecretStr = SecretStr("")
     log_format: Literal["text", "json"] = "text"
 

@@ -5,18 +5,30 @@ from fastapi.staticfiles import StaticFiles
 
 from batchpress import __version__
 from batchpress.api import processing_callback, status, upload, webhook_status
+from batchpress.api.auth import ApiKeys
+from batchpress.api.body_limit import BodyLimitMiddleware
 from batchpress.api.errors import install_error_handlers
+from batchpress.api.request_id import RequestIdMiddleware
 from batchpress.config import get_settings
+
+DESCRIPTION = """Upload a CSV of product image URLs; every image is compressed in the background.
+
+When the server has `BATCHPRESS_API_KEYS` set, the request routes need one of the keys, as
+`Authorization: Bearer <key>` or `X-API-Key: <key>`, and a request is visible only to the key that created it.
+Health checks, served images, these docs and the (signed) processing callback never need a key."""
+
+
+MULTIPART_ALLOWANCE = 64 * 1024
 
 
 def create_app() -> FastAPI:
     settings = get_settings()
-    app = FastAPI(
-        title="batchpress",
-        version=__version__,
-        description="Upload a CSV of product image URLs; every image is compressed in the background.",
-    )
+    app = FastAPI(title="batchpress", version=__version__, description=DESCRIPTION)
+    # Hashed once here; the dependency in api/auth.py compares digests only.
+    app.state.api_keys = ApiKeys.from_settings(settings)
     install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + MULTIPART_ALLOWANCE)
+    app.add_middleware(RequestIdMiddleware)
     app.include_router(upload.router, tags=["requests"])
     app.include_router(status.router, tags=["requests"])
     app.include_router(processing_callback.router, tags=["webhooks"])

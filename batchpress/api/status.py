@@ -1,17 +1,16 @@
 from __future__ import annotations
 
-import uuid
 from itertools import groupby
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from sqlalchemy import func, select
 
-from batchpress.api.errors import ApiError
+from batchpress.api.auth import KeyId, owned_request
 from batchpress.api.schemas import ProductStatus, Progress, RequestStatusOut
 from batchpress.api.webhook_status import as_utc, webhook_status
 from batchpress.db.engine import session_scope
-from batchpress.models import Image, ImageState, ProcessingRequest, Product
+from batchpress.models import Image, ImageState, Product
 from batchpress.storage import get_storage
 
 router = APIRouter()
@@ -22,21 +21,20 @@ MAX_PAGE = 1000
     "/api/status/{request_id}/",
     response_model=RequestStatusOut,
     summary="A request's status, progress and products (paged)",
-    responses={404: {"description": "no request with that id"}},
+    responses={
+        401: {"description": "API keys are configured and none was sent, or it is not one of them"},
+        404: {"description": "no request with that id (or it belongs to another API key)"},
+    },
 )
 def request_status(
     request_id: str,
+    key_id: KeyId,
     offset: Annotated[int, Query(ge=0, description="first product to list, in CSV order")] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="how many products to list")] = MAX_PAGE,
 ) -> RequestStatusOut:
-    try:
-        rid = uuid.UUID(request_id)
-    except ValueError:
-        raise ApiError(404, "not_found", f"no request with id {request_id!r}: not a valid request id") from None
     with session_scope(read_only=True) as session:
-        request = session.get(ProcessingRequest, rid)
-        if request is None:
-            raise ApiError(404, "not_found", f"no request with id {request_id}")
+        request = owned_request(session, request_id, key_id)
+        rid = request.id
         counts = dict(
             session.execute(select(Image.state, func.count()).where(Image.request_id == rid).group_by(Image.state))
             .tuples()

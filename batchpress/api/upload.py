@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
 
+from batchpress.api.auth import KeyId
 from batchpress.api.errors import ApiError
 from batchpress.api.schemas import UploadAccepted
 from batchpress.config import get_settings
@@ -22,9 +23,13 @@ router = APIRouter()
     status_code=202,
     response_model=UploadAccepted,
     summary="Upload a CSV of products and image URLs",
-    responses={400: {"description": "the CSV breaks a rule; every problem is listed with its line"}},
+    responses={
+        400: {"description": "the CSV breaks a rule; every problem is listed with its line"},
+        401: {"description": "API keys are configured and none was sent, or it is not one of them"},
+    },
 )
 def upload_csv(
+    key_id: KeyId,
     file: Annotated[UploadFile, File(description="CSV: S. No.,Product Name,Input Image Urls")],
     webhook_url: Annotated[
         str | None,
@@ -49,7 +54,9 @@ def upload_csv(
             details,
         ) from None
     with session_scope() as session:
-        request_id = store_request(session, rows, requeue_after_seconds=settings.lease_seconds, webhook_url=webhook)
+        request_id = store_request(
+            session, rows, requeue_after_seconds=settings.lease_seconds, webhook_url=webhook, api_key_id=key_id
+        )
     try:
         enqueue_request(request_id)
     except Exception:

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from batchpress.api.auth import KeyId, owned_request
 from batchpress.api.errors import ApiError
 from batchpress.api.schemas import WebhookAttemptOut, WebhookOut
 from batchpress.db.engine import session_scope
@@ -78,19 +79,18 @@ class RedeliveryAccepted(BaseModel):
     status_code=202,
     response_model=RedeliveryAccepted,
     summary="Send the request's completion webhook again (same webhook-id)",
-    responses={404: {"description": "no such request"}, 409: {"description": "not finished, or no webhook"}},
+    responses={
+        401: {"description": "API keys are configured and none was sent, or it is not one of them"},
+        404: {"description": "no such request (or it belongs to another API key)"},
+        409: {"description": "not finished, or no webhook"},
+    },
 )
-def redeliver(request_id: str) -> RedeliveryAccepted:
+def redeliver(request_id: str, key_id: KeyId) -> RedeliveryAccepted:
     from batchpress.webhooks.tasks import enqueue_delivery
 
-    try:
-        rid = uuid.UUID(request_id)
-    except ValueError:
-        raise ApiError(404, "not_found", f"no request with id {request_id!r}: not a valid request id") from None
     with session_scope() as session:
-        request = session.get(ProcessingRequest, rid)
-        if request is None:
-            raise ApiError(404, "not_found", f"no request with id {request_id}")
+        request = owned_request(session, request_id, key_id)
+        rid = request.id
         event = session.scalar(select(WebhookEvent).where(WebhookEvent.request_id == rid))
         if event is None:
             reason = (

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import logging
-
 import typer
 
 from batchpress.config import get_settings
@@ -10,7 +8,10 @@ app = typer.Typer(help="batchpress: bulk product-image compression.", no_args_is
 
 
 def _configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    """Text or JSON lines (BATCHPRESS_LOG_FORMAT) on stderr, for this process and for uvicorn and Celery in it."""
+    from batchpress.logs import configure_logging
+
+    configure_logging(get_settings().log_format)
 
 
 @app.command()

@@ -7,6 +7,7 @@ signal (so a ``kill -9`` of ``serve`` does not leave it orphaned). If the worker
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import signal
 import subprocess
@@ -75,6 +76,30 @@ class WorkerSupervisor:
         log.info("worker stopped")
 
 
+def is_loopback(host: str) -> bool:
+    """Only this machine can connect; a host name other than localhost counts as reachable from the network."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def open_to_network_warning(settings: Settings) -> str | None:
+    from batchpress.api.auth import ApiKeys
+
+    if is_loopback(settings.host) or ApiKeys.from_settings(settings):
+        return None
+    return (
+        f"the API is open to the network: it listens on {settings.host or 'every address'}:{settings.port} and "
+        "BATCHPRESS_API_KEYS is not set, so anyone who can reach this port can upload CSVs, read every request's "
+        "status and make this server download URLs of their choosing. Set BATCHPRESS_API_KEYS to one or more "
+        "comma-separated secrets (e.g. from `python -c 'import secrets; print(secrets.token_urlsafe(32))'`) and "
+        "send one as `Authorization: Bearer <key>`, or bind BATCHPRESS_HOST=127.0.0.1."
+    )
+
+
 def _exit_on_signal(signum: int, _frame: object) -> None:
     raise SystemExit(0)
 
@@ -84,6 +109,10 @@ def run_service(settings: Settings, *, with_worker: bool) -> None:
     # into an ordinary exit, so the ``finally`` below still stops the worker.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     signal.signal(signal.SIGINT, _exit_on_signal)
+    if warning := open_to_network_warning(settings):
+        log.warning("%s", warning)
+        if settings.log_format == "text":  # a banner would break JSON lines; the WARNING record carries it there
+            print(f"\n{'!' * 100}\nWARNING: {warning}\n{'!' * 100}\n", file=sys.stderr, flush=True)
     upgrade(settings)
     supervisor = WorkerSupervisor() if with_worker else None
     if supervisor is not None:
@@ -92,18 +121,38 @@ def run_service(settings: Settings, *, with_worker: bool) -> None:
         from batchpress.api.app import create_app
 
         log.info("serving on http://%s:%d (public URL %s)", settings.host, settings.port, settings.public_base_url)
-        uvicorn.run(create_app(), host=settings.host, port=settings.port, log_level="info", access_log=False)
+        # log_config=None: uvicorn's loggers propagate to the root handler set up by the CLI (text or JSON lines).
+        uvicorn.run(
+            create_app(),
+            host=settings.host,
+            port=settings.port,
+            log_level="info",
+            log_config=None,
+            access_log=False,
+        )
     finally:
         if supervisor is not None:
             supervisor.stop()
 
 
+def _logging_already_configured(**_: object) -> None:
+    pass
+
+
 def run_worker(settings: Settings, *, concurrency: int | None) -> None:
+    from celery.signals import setup_logging
+
     import batchpress.worker.lifecycle  # noqa: F401  (connects the worker's signal handlers)
     from batchpress.worker.celery_app import celery_app
 
+    # Any receiver stops Celery from installing its own handlers (celery.task's included): the CLI configured
+    # logging already, so task and worker records come out in the same text or JSON format.
+    setup_logging.connect(_logging_already_configured, weak=False)
+
     celery_app.worker_main(
         [
+            # Celery's start-up banner is printed, not logged; it would break one-JSON-object-per-line output.
+            *(["--quiet"] if settings.log_format == "json" else []),
             "worker",
             "--loglevel=INFO",
             f"--concurrency={concurrency or settings.worker_concurrency}",

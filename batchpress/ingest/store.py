@@ -15,7 +15,12 @@ from batchpress.models import Image, ImageState, ProcessingRequest, Product, Req
 
 
 def store_request(
-    session: Session, rows: Sequence[ProductRow], *, requeue_after_seconds: float, webhook_url: str | None = None
+    session: Session,
+    rows: Sequence[ProductRow],
+    *,
+    requeue_after_seconds: float,
+    webhook_url: str | None = None,
+    api_key_id: str | None = None,
 ) -> uuid.UUID:
     """Insert the request, its products and one image row per URL; the caller commits.
 
@@ -31,6 +36,7 @@ def store_request(
             updated_at=now,
             status=RequestStatus.PENDING.value,
             webhook_url=webhook_url,
+            api_key_id=api_key_id,
         )
     )
     product_ids = session.scalars(

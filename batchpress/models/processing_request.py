@@ -38,5 +38,8 @@ class ProcessingRequest(Base):
     status: Mapped[str] = mapped_column(String(32), default=RequestStatus.PENDING.value, index=True)
     # Where to POST the completion event; the upload's own field, else BATCHPRESS_WEBHOOK_URL at upload time.
     webhook_url: Mapped[str | None] = mapped_column(Text, default=None)
+    # Which API key created it (the first 16 hex digits of the key's SHA-256, never the key); only that key sees
+    # it. NULL when the API was open.
+    api_key_id: Mapped[str | None] = mapped_column(String(16), default=None)
 
     products: Mapped[list[Product]] = relationship(back_populates="request", lazy="raise")

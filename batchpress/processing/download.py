@@ -1,23 +1,31 @@
-"""Fetch one input image with bounded time, size and redirects.
+"""Fetch one input image with bounded time, size, redirects and concurrency, from public addresses only.
 
 Transient failures (timeouts, dropped connections, 429 and 5xx) are retried a few times with backoff inside
-the call, because giving up on a batch image for a blip costs the user more than a second's wait.
+the call, because giving up on a batch image for a blip costs the user more than a second's wait. The whole call,
+retries and redirects included, ends by the total deadline. Redirects are followed here rather than by httpx so
+that each hop's address goes through the outbound guard like the first.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
+import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
 
 from batchpress import __version__
 from batchpress.config import Settings
+from batchpress.outbound import GuardedTransport, OutboundBlocked, OutboundPolicy, deadline
 
 USER_AGENT = f"batchpress/{__version__} (+bulk image compression)"
 MAX_REDIRECTS = 5
 TRANSIENT_RETRIES = 2
 RETRY_BACKOFF_SECONDS = 0.5
+REDIRECT_STATUS = {301, 302, 303, 307, 308}
 
 
 class DownloadFailed(Exception):
@@ -34,60 +42,129 @@ class Downloaded:
     data: bytes
 
 
-def make_client(settings: Settings) -> httpx.Client:
-    timeout = httpx.Timeout(
-        connect=settings.download_connect_timeout,
-        read=settings.download_read_timeout,
-        write=settings.download_read_timeout,
-        pool=settings.download_read_timeout,
-    )
-    return httpx.Client(
-        timeout=timeout,
-        follow_redirects=True,
-        max_redirects=MAX_REDIRECTS,
-        headers={"User-Agent": USER_AGENT, "Accept": "image/*"},
-        limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
-    )
+class HostSlots:
+    """At most ``limit`` downloads at once per host among the threads sharing one client (one per process), so one
+    slow origin cannot take every download thread. Hosts nobody is using are forgotten."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._hosts: dict[str, tuple[threading.BoundedSemaphore, list[int]]] = {}
+
+    @contextlib.contextmanager
+    def hold(self, host: str, *, timeout: float) -> Iterator[None]:
+        with self._lock:
+            semaphore, users = self._hosts.setdefault(host, (threading.BoundedSemaphore(self.limit), [0]))
+            users[0] += 1
+        try:
+            if not semaphore.acquire(timeout=max(timeout, 0)):
+                raise DownloadFailed(f"timed out waiting for a free connection to {host}", transient=True)
+            try:
+                yield
+            finally:
+                semaphore.release()
+        finally:
+            with self._lock:
+                users[0] -= 1
+                if users[0] == 0:
+                    del self._hosts[host]
+
+
+class DownloadClient(httpx.Client):
+    """An httpx client through the outbound guard that also carries the per-image limits ``download`` enforces."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(
+            timeout=httpx.Timeout(
+                connect=settings.download_connect_timeout,
+                read=settings.download_read_timeout,
+                write=settings.download_read_timeout,
+                pool=settings.download_read_timeout,
+            ),
+            follow_redirects=False,
+            # Images gain nothing from transfer compression, and asking for none keeps a gzip bomb from being
+            # inflated before the byte cap sees it (a server may still send one; the cap then counts decoded bytes).
+            headers={"User-Agent": USER_AGENT, "Accept": "image/*", "Accept-Encoding": "identity"},
+            transport=GuardedTransport(
+                OutboundPolicy.from_settings(settings),
+                limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+            ),
+            # Environment proxies would get their own, unguarded transport.
+            trust_env=False,
+        )
+        self.policy = OutboundPolicy.from_settings(settings)
+        self.total_timeout = settings.download_total_timeout
+        self.host_slots = HostSlots(settings.download_per_host_concurrency)
+
+
+def make_client(settings: Settings) -> DownloadClient:
+    return DownloadClient(settings)
 
 
 def download(client: httpx.Client, url: str, *, max_bytes: int) -> Downloaded:
-    for attempt in range(TRANSIENT_RETRIES + 1):
-        try:
-            return _download_once(client, url, max_bytes=max_bytes)
-        except DownloadFailed as exc:
-            if not exc.transient or attempt == TRANSIENT_RETRIES:
-                raise
-        time.sleep(RETRY_BACKOFF_SECONDS * 2**attempt)
+    if not isinstance(client, DownloadClient):
+        raise TypeError("download() needs a client from make_client()")
+    total = client.total_timeout
+    give_up_at = time.monotonic() + total
+    with deadline(give_up_at):
+        for attempt in range(TRANSIENT_RETRIES + 1):
+            try:
+                return _download_once(client, url, max_bytes=max_bytes, give_up_at=give_up_at)
+            except DownloadFailed as exc:
+                if exc.transient and time.monotonic() >= give_up_at:
+                    raise DownloadFailed(
+                        f"took longer than the {total:g}-second total deadline", transient=True
+                    ) from None
+                pause = RETRY_BACKOFF_SECONDS * 2**attempt
+                if not exc.transient or attempt == TRANSIENT_RETRIES or time.monotonic() + pause >= give_up_at:
+                    raise
+            time.sleep(pause)
     raise AssertionError("unreachable")
 
 
-def _download_once(client: httpx.Client, url: str, *, max_bytes: int) -> Downloaded:
+def _download_once(client: DownloadClient, url: str, *, max_bytes: int, give_up_at: float) -> Downloaded:
+    target = url
     try:
-        with client.stream("GET", url) as response:
-            if response.status_code != 200:
-                transient = response.status_code in (408, 429) or response.status_code >= 500
-                raise DownloadFailed(
-                    f"HTTP {response.status_code} {response.reason_phrase}".strip(), transient=transient
-                )
-            declared = response.headers.get("content-length")
-            if declared and declared.isdigit() and int(declared) > max_bytes:
-                raise DownloadFailed(f"image is {int(declared)} bytes, over the {max_bytes}-byte limit")
-            chunks: list[bytes] = []
-            received = 0
-            for chunk in response.iter_bytes():
-                received += len(chunk)
-                if received > max_bytes:
-                    raise DownloadFailed(f"image is over the {max_bytes}-byte limit")
-                chunks.append(chunk)
-            return Downloaded(url=str(response.url), data=b"".join(chunks))
-    except httpx.TooManyRedirects:
-        raise DownloadFailed(f"more than {MAX_REDIRECTS} redirects") from None
+        for _ in range(MAX_REDIRECTS + 1):
+            client.policy.check_url(target)
+            current = httpx.URL(target)
+            with (
+                client.host_slots.hold(current.host, timeout=give_up_at - time.monotonic()),
+                client.stream("GET", current) as response,
+            ):
+                location = response.headers.get("location")
+                if response.status_code in REDIRECT_STATUS and location:
+                    target = urllib.parse.urljoin(str(current), location)
+                    continue
+                return _read_body(response, max_bytes=max_bytes)
+        raise DownloadFailed(f"more than {MAX_REDIRECTS} redirects")
+    except OutboundBlocked as exc:
+        raise DownloadFailed(str(exc)) from None
     except httpx.TimeoutException as exc:
         raise DownloadFailed(f"timed out ({type(exc).__name__})", transient=True) from None
     except httpx.TransportError as exc:
         raise DownloadFailed(f"connection failed: {_short(exc)}", transient=True) from None
     except httpx.InvalidURL as exc:
         raise DownloadFailed(f"invalid URL: {_short(exc)}") from None
+
+
+def _read_body(response: httpx.Response, *, max_bytes: int) -> Downloaded:
+    if response.status_code != 200:
+        transient = response.status_code in (408, 429) or response.status_code >= 500
+        raise DownloadFailed(f"HTTP {response.status_code} {response.reason_phrase}".strip(), transient=transient)
+    declared = response.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise DownloadFailed(f"image is {int(declared)} bytes, over the {max_bytes}-byte limit")
+    chunks: list[bytes] = []
+    received = 0
+    # Raw bytes: a server that gzips anyway cannot inflate a small transfer past the cap; the compressed bytes
+    # then simply fail to decode as an image.
+    for chunk in response.iter_raw():
+        received += len(chunk)
+        if received > max_bytes:
+            raise DownloadFailed(f"image is over the {max_bytes}-byte limit")
+        chunks.append(chunk)
+    return Downloaded(url=str(response.url), data=b"".join(chunks))
 
 
 def _short(exc: Exception) -> str:

@@ -3,6 +3,7 @@
 Only 2xx counts as delivered. Timeouts, connection errors, 5xx, 408 and 429 are retried on the configured schedule
 (with jitter, or after ``Retry-After`` when the receiver sends one); any other answer stops, and ``410 Gone`` also
 disables the URL for later requests. Redirects are not followed: a receiver that moved must say so in its config.
+A URL the outbound guard refuses (loopback, private and other internal addresses) fails at once, unsent.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from batchpress.config import Settings
 from batchpress.db.base import utcnow
 from batchpress.db.engine import session_scope
 from batchpress.models import DisabledWebhookUrl, WebhookAttempt, WebhookEvent, WebhookState
+from batchpress.outbound import GuardedTransport, OutboundBlocked, OutboundPolicy, deadline
 from batchpress.webhooks.signing import signature_headers, webhook_secrets
 
 RESPONSE_EXCERPT_BYTES = 2048
@@ -38,11 +40,18 @@ class Answer:
     body: str | None
     error: str | None
     retry_after: float | None
+    # The URL points at an address outbound requests may not reach: sending again cannot help.
+    blocked: bool = False
 
 
 def make_client(settings: Settings) -> httpx.Client:
     return httpx.Client(
-        timeout=settings.webhook_timeout_seconds, follow_redirects=False, headers={"User-Agent": USER_AGENT}
+        timeout=settings.webhook_timeout_seconds,
+        follow_redirects=False,
+        headers={"User-Agent": USER_AGENT},
+        transport=GuardedTransport(OutboundPolicy.from_settings(settings)),
+        # Environment proxies would get their own, unguarded transport.
+        trust_env=False,
     )
 
 
@@ -66,11 +75,15 @@ def claim(session: Session, event_id: str, *, lease_seconds: float) -> WebhookEv
 def post(client: httpx.Client, settings: Settings, event: WebhookEvent) -> Answer:
     headers = signature_headers(webhook_secrets(settings), event.id, utcnow(), event.payload)
     headers["content-type"] = "application/json"
+    headers["accept-encoding"] = "identity"  # the excerpt is read raw, so ask for it unencoded
     started = time.monotonic()
     try:
-        with client.stream("POST", event.url, content=event.payload.encode(), headers=headers) as response:
+        with (
+            deadline(started + settings.webhook_timeout_seconds),
+            client.stream("POST", event.url, content=event.payload.encode(), headers=headers) as response,
+        ):
             excerpt = b""
-            for chunk in response.iter_bytes():
+            for chunk in response.iter_raw():
                 excerpt += chunk
                 if len(excerpt) >= RESPONSE_EXCERPT_BYTES:
                     break
@@ -81,6 +94,8 @@ def post(client: httpx.Client, settings: Settings, event: WebhookEvent) -> Answe
                 error=None,
                 retry_after=parse_retry_after(response.headers.get("retry-after")),
             )
+    except OutboundBlocked as exc:
+        return Answer(None, round((time.monotonic() - started) * 1000), None, str(exc)[:300], None, blocked=True)
     except httpx.HTTPError as exc:
         kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "connection failed"
         return Answer(None, round((time.monotonic() - started) * 1000), None, f"{kind}: {exc}"[:300], None)
@@ -99,6 +114,8 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 def retryable(answer: Answer) -> bool:
+    if answer.blocked:
+        return False
     code = answer.status_code
     return code is None or code >= 500 or code in RETRYABLE_STATUS
 

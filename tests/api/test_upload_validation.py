@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from tests.conftest import StartService
 from tests.support.servers import Service
 
 HEADER = "S. No.,Product Name,Input Image Urls\n"
@@ -108,3 +109,16 @@ def test_rejected_files_store_nothing(api_only: Service) -> None:
         with sqlite3.connect(api_only.data_dir / "batchpress.db") as conn:
             count = conn.execute("SELECT count(*) FROM product WHERE product_name = 'Item'").fetchone()
     assert count == (0,)
+
+
+def test_size_and_row_caps_answer_413(start_service: StartService) -> None:
+    service = start_service("--no-worker", BATCHPRESS_MAX_UPLOAD_BYTES="20000", BATCHPRESS_MAX_CSV_ROWS="100")
+    too_big = HEADER + "".join(f"{i},Item {i},{URL}\n" for i in range(1, 5000))
+    response = post(service, too_big)
+    assert response.status_code == 413
+    assert "20000-byte" in response.json()["error"]["message"]
+
+    too_many = HEADER + "".join(f"{i},I,{URL}\n" for i in range(1, 150))
+    response = post(service, too_many)
+    assert response.status_code == 413
+    assert "more than 100 product rows" in str(response.json()["error"])

@@ -159,6 +159,8 @@ class Cluster:
             "BATCHPRESS_DATA_DIR": str(root / "shared"),
             "BATCHPRESS_LEASE_SECONDS": "5",
             "BATCHPRESS_SWEEP_INTERVAL_SECONDS": "1",
+            # Every test server is on 127.0.0.1, which outbound requests refuse unless told otherwise.
+            "BATCHPRESS_ALLOW_PRIVATE_NETWORKS": "true",
             **env,
         }
         self.apis: list[Service] = []

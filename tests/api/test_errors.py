@@ -1,0 +1,142 @@
+"""One error shape for every 4xx and 5xx, each with the request id that is also in the ``X-Request-ID`` header and
+in the log line the error produced."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from batchpress.config import get_settings
+from batchpress.logs import RequestIdFilter
+from tests.conftest import fresh_database
+from tests.support.servers import Service
+
+GENERATED_ID = re.compile(r"[0-9a-f]{32}")
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """JSON logs and a small upload limit, so a 413 is cheap to provoke."""
+    with fresh_database() as url:
+        env = {"BATCHPRESS_LOG_FORMAT": "json", "BATCHPRESS_MAX_UPLOAD_BYTES": "2000"}
+        if url:
+            env["BATCHPRESS_DATABASE_URL"] = url
+        started = Service(tmp_path_factory.mktemp("errors") / "data", env, ("--no-worker",)).start()
+        yield started
+        started.stop()
+
+
+def error_of(response: httpx.Response, status_code: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status_code, response.text
+    assert response.headers["content-type"] == "application/json"
+    error: dict[str, Any] = response.json()["error"]
+    assert set(error) == {"code", "message", "details", "request_id"}
+    assert error["code"] == code
+    assert error["request_id"] == response.headers["x-request-id"]
+    assert "Traceback" not in response.text
+    return error
+
+
+def test_unknown_route_is_a_404(service: Service) -> None:
+    error_of(httpx.get(f"{service.base_url}/api/nothing-here/", timeout=10), 404, "not_found")
+
+
+def test_wrong_method_is_a_405(service: Service) -> None:
+    response = httpx.get(f"{service.base_url}/api/upload/", timeout=10)
+    error_of(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == "POST"
+
+
+def test_bad_query_parameter_is_a_422(service: Service) -> None:
+    response = httpx.get(f"{service.base_url}/api/status/{uuid.uuid4()}/", params={"limit": "lots"}, timeout=10)
+    error = error_of(response, 422, "invalid_request")
+    assert error["details"][0]["location"] == "query.limit"
+
+
+def test_oversized_upload_is_a_413(service: Service) -> None:
+    csv = "S. No.,Product Name,Input Image Urls\n" + "".join(
+        f"{i},Item {i},https://cdn.example.com/{i}.jpg\n" for i in range(1, 200)
+    )
+    error_of(service.upload(csv), 413, "invalid_csv")
+
+
+def test_an_incoming_request_id_is_echoed_and_a_bad_one_replaced(service: Service) -> None:
+    mine = "client-req_42.v1"
+    response = httpx.get(f"{service.base_url}/api/nothing/", headers={"X-Request-ID": mine}, timeout=10)
+    assert response.headers["x-request-id"] == mine
+    assert error_of(response, 404, "not_found")["request_id"] == mine
+
+    for bad in ["has spaces", "x" * 65, "semi;colon"]:
+        response = httpx.get(f"{service.base_url}/api/nothing/", headers={"X-Request-ID": bad}, timeout=10)
+        assert GENERATED_ID.fullmatch(response.headers["x-request-id"]), bad
+
+    ok = httpx.get(f"{service.base_url}/healthz", timeout=10)
+    assert ok.status_code == 200
+    assert GENERATED_ID.fullmatch(ok.headers["x-request-id"])
+
+
+def json_lines(service: Service) -> list[dict[str, Any]]:
+    text = service.log_path.read_text(errors="replace")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_json_logs_carry_the_request_id_of_an_error(service: Service) -> None:
+    request_id = f"json-log-{uuid.uuid4().hex}"
+    response = httpx.get(f"{service.base_url}/api/missing/", headers={"X-Request-ID": request_id}, timeout=10)
+    assert response.status_code == 404
+    deadline = time.monotonic() + 10
+    while not (found := [entry for entry in json_lines(service) if entry.get("request_id") == request_id]):
+        assert time.monotonic() < deadline, service.log()
+        time.sleep(0.1)
+    assert found[0]["level"] == "INFO"
+    assert "/api/missing/" in found[0]["message"]
+    assert "404" in found[0]["message"]
+    # Every line the service wrote is a JSON object (json_lines would have raised otherwise), with the basics.
+    assert all({"time", "level", "logger", "message"} <= set(entry) for entry in json_lines(service))
+
+
+def call_app(path: str, headers: dict[str, str]) -> httpx.Response:
+    """The app in-process, for the one failure a healthy real service cannot be made to show: an unexpected error."""
+    from batchpress.api.app import create_app
+
+    async def get() -> httpx.Response:
+        transport = httpx.ASGITransport(app=create_app())
+        async with httpx.AsyncClient(transport=transport, base_url="http://batchpress.test") as client:
+            return await client.get(path, headers=headers)
+
+    return anyio.run(get)
+
+
+def test_an_unexpected_error_is_a_500_without_details_but_logged_with_its_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def database_down(**_: object) -> None:
+        raise RuntimeError("connection to db.internal failed: password=hunter2")
+
+    monkeypatch.setenv("BATCHPRESS_DATA_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    monkeypatch.setattr("batchpress.api.status.session_scope", database_down)
+    caplog.handler.addFilter(RequestIdFilter())
+    try:
+        with caplog.at_level(logging.INFO):
+            response = call_app(f"/api/status/{uuid.uuid4()}/", headers={"X-Request-ID": "boom-1"})
+    finally:
+        get_settings.cache_clear()
+    error = error_of(response, 500, "internal_error")
+    assert error["request_id"] == "boom-1"
+    assert "hunter2" not in response.text
+    logged = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(logged) == 1
+    assert logged[0].request_id == "boom-1"  # type: ignore[attr-defined]
+    assert logged[0].exc_info is not None
+    assert "hunter2" in caplog.text
