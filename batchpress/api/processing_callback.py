@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, Field, ValidationError, model_va
 from sqlalchemy import select
 
 from batchpress.api.errors import ApiError
+from batchpress.api.schemas import error_responses
 from batchpress.config import get_settings
 from batchpress.db.engine import session_scope
 from batchpress.ingest.csv_reader import url_problem
@@ -143,11 +144,13 @@ SIGNED_JSON: dict[str, Any] = {
     response_model=CallbackRecorded,
     summary="An external image processor reports one image's result (Standard Webhooks signed)",
     openapi_extra=SIGNED_JSON,
-    responses={
-        401: {"description": "missing or bad signature, a timestamp over 5 minutes off, or no secret configured"},
-        404: {"description": "no such request, or no such image in it"},
-        422: {"description": "the body is not a valid report"},
-    },
+    responses=error_responses(
+        401,
+        404,
+        e401="missing or bad signature, a timestamp over 5 minutes off, or no secret configured",
+        e404="no such request, or no such image in it",
+        e422="the body is not a valid report",
+    ),
 )
 def processing_callback(body: Annotated[bytes, Depends(verified_body)]) -> CallbackRecorded:
     """Record the result the way a worker does, then try the request's terminal move in its own transaction."""

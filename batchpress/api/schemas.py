@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -51,8 +52,39 @@ class RequestStatusOut(BaseModel):
     updated_at: dt.datetime
     finished_at: dt.datetime | None
     progress: Progress
+    output_csv_url: str | None = Field(description="the output CSV, once the request has finished")
     webhook: WebhookOut | None
     total_products: int
     offset: int
     limit: int
     products: list[ProductStatus]
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="machine-readable, e.g. invalid_csv, not_found, unauthorized")
+    message: str
+    details: Any = Field(default=None, description="per-problem list where there is one (CSV lines, fields)")
+    request_id: str | None = Field(default=None, description="the X-Request-ID of the failed request, as logged")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+ERROR_MEANINGS = {
+    400: "the input breaks a rule; details say which and where",
+    401: "API keys are configured and none was sent, or it is not one of them",
+    404: "no such request (or it belongs to another API key)",
+    409: "the request is not in a state that allows this",
+    413: "the upload is over the size or row limit",
+    422: "a parameter or field is missing or malformed",
+    500: "an unexpected error; the request id finds it in the logs",
+}
+
+
+def error_responses(*codes: int, **meanings: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error answers a route can give, all in the one error shape."""
+    return {
+        code: {"model": ErrorResponse, "description": meanings.get(f"e{code}", ERROR_MEANINGS[code])}
+        for code in (*codes, 422, 500)
+    }

@@ -7,11 +7,13 @@ from fastapi import APIRouter, Query
 from sqlalchemy import func, select
 
 from batchpress.api.auth import KeyId, owned_request
-from batchpress.api.schemas import ProductStatus, Progress, RequestStatusOut
+from batchpress.api.schemas import ProductStatus, Progress, RequestStatusOut, error_responses
 from batchpress.api.webhook_status import as_utc, webhook_status
+from batchpress.config import get_settings
 from batchpress.db.engine import session_scope
-from batchpress.models import Image, ImageState, Product
-from batchpress.storage import get_storage
+from batchpress.models import Image, ImageState, Product, RequestStatus
+from batchpress.storage import output_url
+from batchpress.webhooks.events import output_csv_url
 
 router = APIRouter()
 MAX_PAGE = 1000
@@ -21,10 +23,7 @@ MAX_PAGE = 1000
     "/api/status/{request_id}/",
     response_model=RequestStatusOut,
     summary="A request's status, progress and products (paged)",
-    responses={
-        401: {"description": "API keys are configured and none was sent, or it is not one of them"},
-        404: {"description": "no request with that id (or it belongs to another API key)"},
-    },
+    responses=error_responses(401, 404),
 )
 def request_status(
     request_id: str,
@@ -32,6 +31,7 @@ def request_status(
     offset: Annotated[int, Query(ge=0, description="first product to list, in CSV order")] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="how many products to list")] = MAX_PAGE,
 ) -> RequestStatusOut:
+    settings = get_settings()
     with session_scope(read_only=True) as session:
         request = owned_request(session, request_id, key_id)
         rid = request.id
@@ -66,7 +66,6 @@ def request_status(
             if products
             else []
         )
-    storage = get_storage()
     by_product = {pid: list(rows) for pid, rows in groupby(images, key=lambda r: r.product_id)}
     done = counts.get(ImageState.DONE.value, 0)
     failed = counts.get(ImageState.FAILED.value, 0)
@@ -78,6 +77,7 @@ def request_status(
         updated_at=as_utc(request.updated_at),
         finished_at=as_utc(request.finished_at) if request.finished_at else None,
         progress=Progress(total_images=total, processed=done, failed=failed, pending=total - done - failed),
+        output_csv_url=None if request.status in RequestStatus.open_states() else output_csv_url(settings, rid),
         webhook=webhook,
         total_products=total_products,
         offset=offset,
@@ -87,9 +87,7 @@ def request_status(
                 serial_number=p.serial_number,
                 product_name=p.product_name,
                 input_image_urls=[i.input_url for i in by_product.get(p.id, [])],
-                output_image_urls=[
-                    storage.url_for(i.output_key) if i.output_key else i.output_url for i in by_product.get(p.id, [])
-                ],
+                output_image_urls=[output_url(i.output_key, i.output_url) for i in by_product.get(p.id, [])],
                 errors=[
                     f"image {i.position + 1} ({i.input_url}): {i.error}"
                     for i in by_product.get(p.id, [])

@@ -7,7 +7,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 
 from batchpress.api.auth import KeyId
 from batchpress.api.errors import ApiError
-from batchpress.api.schemas import UploadAccepted
+from batchpress.api.schemas import UploadAccepted, error_responses
 from batchpress.config import get_settings
 from batchpress.db.engine import session_scope
 from batchpress.ingest.csv_reader import CsvRejected, read_products, url_problem
@@ -23,10 +23,7 @@ router = APIRouter()
     status_code=202,
     response_model=UploadAccepted,
     summary="Upload a CSV of products and image URLs",
-    responses={
-        400: {"description": "the CSV breaks a rule; every problem is listed with its line"},
-        401: {"description": "API keys are configured and none was sent, or it is not one of them"},
-    },
+    responses=error_responses(400, 401, 413, e400="the CSV breaks a rule; every problem is listed with its line"),
 )
 def upload_csv(
     key_id: KeyId,

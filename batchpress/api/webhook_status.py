@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from batchpress.api.auth import KeyId, owned_request
 from batchpress.api.errors import ApiError
-from batchpress.api.schemas import WebhookAttemptOut, WebhookOut
+from batchpress.api.schemas import WebhookAttemptOut, WebhookOut, error_responses
 from batchpress.db.engine import session_scope
 from batchpress.models import ProcessingRequest, RequestStatus, WebhookAttempt, WebhookEvent, WebhookState
 from batchpress.webhooks.delivery import reopen
@@ -79,11 +79,7 @@ class RedeliveryAccepted(BaseModel):
     status_code=202,
     response_model=RedeliveryAccepted,
     summary="Send the request's completion webhook again (same webhook-id)",
-    responses={
-        401: {"description": "API keys are configured and none was sent, or it is not one of them"},
-        404: {"description": "no such request (or it belongs to another API key)"},
-        409: {"description": "not finished, or no webhook"},
-    },
+    responses=error_responses(401, 404, 409, e409="the request has not finished, or has no webhook"),
 )
 def redeliver(request_id: str, key_id: KeyId) -> RedeliveryAccepted:
     from batchpress.webhooks.tasks import enqueue_delivery

@@ -29,3 +29,9 @@ def get_storage() -> ImageStorage:
     from batchpress.storage.local import LocalStorage
 
     return LocalStorage(settings.images_dir, settings.tmp_dir, f"{settings.public_base_url}/images")
+
+
+def output_url(key: str | None, stored_url: str | None) -> str | None:
+    """The URL to show for an output: built from its key when our storage holds it (so presigned links are fresh
+    and follow the configured public base), else the URL an external processor reported."""
+    return get_storage().url_for(key) if key else stored_url

@@ -26,6 +26,10 @@ def status_url(settings: Settings, request_id: uuid.UUID) -> str:
     return f"{settings.public_base_url}/api/status/{request_id}/"
 
 
+def output_csv_url(settings: Settings, request_id: uuid.UUID) -> str:
+    return f"{settings.public_base_url}/api/requests/{request_id}/output.csv"
+
+
 def event_payload(settings: Settings, request_id: uuid.UUID, status: str, session: Session) -> dict[str, object]:
     """A thin payload: what finished and how; the product list stays behind the status URL."""
     counts = dict(
@@ -43,7 +47,7 @@ def event_payload(settings: Settings, request_id: uuid.UUID, status: str, sessio
             "status": status,
             "progress": {"total_images": sum(counts.values()), "processed": done, "failed": failed},
             "status_url": status_url(settings, request_id),
-            "output_csv_url": None,
+            "output_csv_url": output_csv_url(settings, request_id),
         },
     }
 

@@ -1,0 +1,97 @@
+"""The output CSV the original brief asked for: the input's columns plus the compressed images' URLs.
+
+Spreadsheets run a cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return as a formula, and
+product names come from strangers; such cells are prefixed with an apostrophe, which spreadsheets show as text.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from itertools import groupby
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+from sqlalchemy import select
+
+from batchpress.api.auth import KeyId, owned_request
+from batchpress.api.errors import ApiError
+from batchpress.api.schemas import error_responses
+from batchpress.db.engine import session_scope
+from batchpress.models import Image, Product, RequestStatus
+from batchpress.storage import output_url
+
+router = APIRouter()
+HEADER = ["S. No.", "Product Name", "Input Image Urls", "Output Image Urls"]
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+ROWS_PER_QUERY = 2000
+
+
+def safe_cell(value: str) -> str:
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
+def csv_line(cells: list[str]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerow([safe_cell(cell) for cell in cells])
+    return out.getvalue()
+
+
+@router.get(
+    "/api/requests/{request_id}/output.csv",
+    summary="The output CSV of a finished request",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "S. No.,Product Name,Input Image Urls,Output Image Urls"},
+        **error_responses(401, 404, 409, e409="the request has not finished yet"),
+    },
+)
+def output_csv(request_id: str, key_id: KeyId) -> StreamingResponse:
+    with session_scope(read_only=True) as session:
+        request = owned_request(session, request_id, key_id)
+        if request.status in RequestStatus.open_states():
+            raise ApiError(
+                409,
+                "not_finished",
+                f"request {request.id} is {request.status}; its output CSV exists once it has finished",
+            )
+        rid = request.id
+    return StreamingResponse(
+        _rows(rid),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="batchpress-{rid}.csv"'},
+    )
+
+
+def _rows(request_id: object) -> Iterator[str]:
+    """Stream the file a page of products at a time, so a 100,000-row request never sits in memory whole."""
+    yield "\ufeff" + csv_line(HEADER)
+    after = 0
+    while True:
+        with session_scope(read_only=True) as session:
+            products = session.execute(
+                select(Product.id, Product.serial_number, Product.product_name)
+                .where(Product.request_id == request_id, Product.id > after)
+                .order_by(Product.id)
+                .limit(ROWS_PER_QUERY)
+            ).all()
+            if not products:
+                return
+            images = session.execute(
+                select(Image.product_id, Image.input_url, Image.output_url, Image.output_key)
+                .where(Image.product_id.in_([p.id for p in products]))
+                .order_by(Image.product_id, Image.position)
+            ).all()
+        by_product = {pid: list(rows) for pid, rows in groupby(images, key=lambda r: r.product_id)}
+        for product in products:
+            rows = by_product.get(product.id, [])
+            yield csv_line(
+                [
+                    str(product.serial_number),
+                    product.product_name,
+                    ",".join(r.input_url for r in rows),
+                    ",".join(output_url(r.output_key, r.output_url) or "" for r in rows),
+                ]
+            )
+        after = products[-1].id

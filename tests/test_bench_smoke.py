@@ -1,0 +1,30 @@
+"""`make bench` still runs: its quick mode, end to end, as a subprocess (no timing is asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.servers import REPO
+
+
+def test_quick_benchmark_prints_the_table_and_writes_the_json(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench", "--quick", "--json", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "| metric" in result.stdout
+    assert "| target" in result.stdout
+    assert "codec limit, jpeg" in result.stdout
+    report = json.loads(out.read_text())
+    metrics = {row["metric"] for row in report["rows"]}
+    assert {"end to end, embedded, jpeg", "end to end, embedded, mixed"} <= metrics
+    assert all(row["value"] is None or row["value"] > 0 for row in report["rows"])
+    assert report["machine"]["cores"] >= 1
