@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import mimetypes
+
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
@@ -10,6 +12,8 @@ from batchpress.api.body_limit import BodyLimitMiddleware
 from batchpress.api.errors import install_error_handlers
 from batchpress.api.request_id import RequestIdMiddleware
 from batchpress.config import get_settings
+from batchpress.observability import router as operations_router
+from batchpress.web import pages
 
 DESCRIPTION = """Upload a CSV of product image URLs; every image is compressed in the background.
 
@@ -19,6 +23,10 @@ Health checks, served images, these docs and the (signed) processing callback ne
 
 
 MULTIPART_ALLOWANCE = 64 * 1024
+
+
+# Python's table predates AVIF; served outputs need the right Content-Type.
+mimetypes.add_type("image/avif", ".avif")
 
 
 def create_app() -> FastAPI:
@@ -34,6 +42,8 @@ def create_app() -> FastAPI:
     app.include_router(output_csv.router, tags=["requests"])
     app.include_router(processing_callback.router, tags=["webhooks"])
     app.include_router(webhook_status.router, tags=["webhooks"])
+    app.include_router(operations_router, tags=["operations"])
+    app.include_router(pages.router)
 
     @app.get("/healthz", tags=["operations"], summary="The process is up")
     def healthz() -> dict[str, str]:

@@ -45,6 +45,12 @@ class WebhookOut(BaseModel):
     log: list[WebhookAttemptOut] = Field(description="every attempt, oldest first (the last 50)")
 
 
+class OptionsOut(BaseModel):
+    quality: int
+    output_format: str
+    max_dimension: int | None
+
+
 class RequestStatusOut(BaseModel):
     request_id: uuid.UUID
     status: str
@@ -52,6 +58,7 @@ class RequestStatusOut(BaseModel):
     updated_at: dt.datetime
     finished_at: dt.datetime | None
     progress: Progress
+    options: OptionsOut
     output_csv_url: str | None = Field(description="the output CSV, once the request has finished")
     webhook: WebhookOut | None
     total_products: int

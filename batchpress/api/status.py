@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy import func, select
 
 from batchpress.api.auth import KeyId, owned_request
-from batchpress.api.schemas import ProductStatus, Progress, RequestStatusOut, error_responses
+from batchpress.api.schemas import OptionsOut, ProductStatus, Progress, RequestStatusOut, error_responses
 from batchpress.api.webhook_status import as_utc, webhook_status
 from batchpress.config import get_settings
 from batchpress.db.engine import session_scope
@@ -77,6 +77,9 @@ def request_status(
         updated_at=as_utc(request.updated_at),
         finished_at=as_utc(request.finished_at) if request.finished_at else None,
         progress=Progress(total_images=total, processed=done, failed=failed, pending=total - done - failed),
+        options=OptionsOut(
+            quality=request.quality, output_format=request.output_format, max_dimension=request.max_dimension
+        ),
         output_csv_url=None if request.status in RequestStatus.open_states() else output_csv_url(settings, rid),
         webhook=webhook,
         total_products=total_products,

@@ -11,7 +11,8 @@ from batchpress.api.schemas import UploadAccepted, error_responses
 from batchpress.config import get_settings
 from batchpress.db.engine import session_scope
 from batchpress.ingest.csv_reader import CsvRejected, read_products, url_problem
-from batchpress.ingest.store import store_request
+from batchpress.ingest.store import RequestOptions, store_request
+from batchpress.processing.compress import output_formats
 from batchpress.processing.tasks import enqueue_request
 
 log = logging.getLogger(__name__)
@@ -32,9 +33,17 @@ def upload_csv(
         str | None,
         Form(description="http(s) URL to POST a signed event to when the request finishes (default: the server's)"),
     ] = None,
+    quality: Annotated[str | None, Form(description="1 to 95; default 50")] = None,
+    output_format: Annotated[
+        str | None, Form(description="original (default), jpeg, webp, or avif where the server supports it")
+    ] = None,
+    max_dimension: Annotated[
+        str | None, Form(description="shrink the longer side to at most this many pixels; never enlarges")
+    ] = None,
 ) -> UploadAccepted:
     """Validate the whole CSV, store the request in one transaction, then enqueue it; no image is fetched here."""
     settings = get_settings()
+    options = parse_options(quality, output_format, max_dimension)
     webhook = (webhook_url or "").strip() or settings.webhook_url or None
     if webhook and (problem := url_problem(webhook)):
         raise ApiError(400, "invalid_webhook_url", f"webhook_url: {problem}", [{"field": "webhook_url"}])
@@ -52,7 +61,12 @@ def upload_csv(
         ) from None
     with session_scope() as session:
         request_id = store_request(
-            session, rows, requeue_after_seconds=settings.lease_seconds, webhook_url=webhook, api_key_id=key_id
+            session,
+            rows,
+            requeue_after_seconds=settings.lease_seconds,
+            webhook_url=webhook,
+            api_key_id=key_id,
+            options=options,
         )
     try:
         enqueue_request(request_id)
@@ -60,3 +74,27 @@ def upload_csv(
         # Stored and pending: the sweeper enqueues it once the broker answers again.
         log.warning("could not enqueue request %s; the sweeper will retry", request_id, exc_info=True)
     return UploadAccepted(request_id=request_id)
+
+
+def parse_options(quality: str | None, output_format: str | None, max_dimension: str | None) -> RequestOptions:
+    """Form fields arrive as text; each bad one is a 400 naming the field and what it accepts."""
+    problems: list[dict[str, str]] = []
+    q = _whole_number(quality, "quality", 1, 95, problems)
+    md = _whole_number(max_dimension, "max_dimension", 1, 65_000, problems)
+    fmt = (output_format or "original").strip().lower()
+    if fmt not in output_formats():
+        problems.append({"field": "output_format", "message": f"must be one of {', '.join(output_formats())}"})
+    if problems:
+        message = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+        raise ApiError(400, "invalid_options", message, problems)
+    return RequestOptions(quality=q or 50, output_format=fmt, max_dimension=md)
+
+
+def _whole_number(text: str | None, field: str, low: int, high: int, problems: list[dict[str, str]]) -> int | None:
+    if text is None or not text.strip():
+        return None
+    value = text.strip()
+    if not value.isdigit() or not low <= int(value) <= high:
+        problems.append({"field": field, "message": f"must be a whole number from {low} to {high}, not {value[:20]!r}"})
+        return None
+    return int(value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
@@ -14,6 +15,15 @@ from batchpress.ingest.csv_reader import ProductRow
 from batchpress.models import Image, ImageState, ProcessingRequest, Product, RequestStatus
 
 
+@dataclass(frozen=True, slots=True)
+class RequestOptions:
+    """How a request's images are compressed, chosen at upload."""
+
+    quality: int = 50
+    output_format: str = "original"
+    max_dimension: int | None = None
+
+
 def store_request(
     session: Session,
     rows: Sequence[ProductRow],
@@ -21,6 +31,7 @@ def store_request(
     requeue_after_seconds: float,
     webhook_url: str | None = None,
     api_key_id: str | None = None,
+    options: RequestOptions | None = None,
 ) -> uuid.UUID:
     """Insert the request, its products and one image row per URL; the caller commits.
 
@@ -37,6 +48,9 @@ def store_request(
             status=RequestStatus.PENDING.value,
             webhook_url=webhook_url,
             api_key_id=api_key_id,
+            quality=(options or RequestOptions()).quality,
+            output_format=(options or RequestOptions()).output_format,
+            max_dimension=(options or RequestOptions()).max_dimension,
         )
     )
     product_ids = session.scalars(

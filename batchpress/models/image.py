@@ -49,6 +49,10 @@ class Image(Base):
     lease_token: Mapped[str | None] = mapped_column(String(32), default=None)
     input_bytes: Mapped[int | None] = mapped_column(Integer, default=None)
     output_bytes: Mapped[int | None] = mapped_column(Integer, default=None)
+    # How long the download and the compress-and-store steps took, for the /metrics histograms; None where a step
+    # never ran (the download failed) or the result came from an external processor.
+    download_ms: Mapped[int | None] = mapped_column(Integer, default=None)
+    process_ms: Mapped[int | None] = mapped_column(Integer, default=None)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     product: Mapped[Product] = relationship(back_populates="images", lazy="raise")

@@ -5,7 +5,7 @@ import enum
 import uuid
 from typing import TYPE_CHECKING
 
-from sqlalchemy import String, Text, Uuid
+from sqlalchemy import Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from batchpress.db.base import Base, utcnow
@@ -36,6 +36,10 @@ class ProcessingRequest(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     status: Mapped[str] = mapped_column(String(32), default=RequestStatus.PENDING.value, index=True)
+    # Per-request compression options, chosen at upload.
+    quality: Mapped[int] = mapped_column(Integer, default=50, server_default="50")
+    output_format: Mapped[str] = mapped_column(String(16), default="original", server_default="original")
+    max_dimension: Mapped[int | None] = mapped_column(Integer, default=None)
     # Where to POST the completion event; the upload's own field, else BATCHPRESS_WEBHOOK_URL at upload time.
     webhook_url: Mapped[str | None] = mapped_column(Text, default=None)
     # Which API key created it (the first 16 hex digits of the key's SHA-256, never the key); only that key sees

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from io import BytesIO
 from typing import Any
 
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError, features
 
 from batchpress.processing.sniff import ImageType, describe, sniff
 
@@ -33,6 +33,7 @@ _EXTENSIONS: dict[str, str] = {
     "JPEG": "jpg",
     "PNG": "png",
     "WEBP": "webp",
+    "AVIF": "avif",
     "GIF": "gif",
     "BMP": "bmp",
     "TIFF": "tif",
@@ -54,7 +55,14 @@ _DECODE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 # Largest side each encoder can write (libjpeg's JPEG_MAX_DIMENSION, the WebP bitstream's 14 bits).
-_MAX_SIDE: dict[str, int] = {"JPEG": 65_500, "WEBP": 16_383}
+_MAX_SIDE: dict[str, int] = {"JPEG": 65_500, "WEBP": 16_383, "AVIF": 65_536}
+_REQUESTED_FORMATS: dict[str, str] = {"jpeg": "JPEG", "webp": "WEBP", "avif": "AVIF"}
+
+
+def output_formats() -> list[str]:
+    """The ``output_format`` values this installation can honour (AVIF needs a Pillow built with libavif)."""
+    return ["original", "jpeg", "webp", *(["avif"] if features.check("avif") else [])]
+
 
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 
@@ -85,8 +93,19 @@ class CompressedImage:
     kept_original: bool  # True when re-encoding was not smaller, so the input bytes are returned as-is
 
 
-def compress_image(data: bytes, *, quality: int = 50, max_pixels: int = 50_000_000) -> CompressedImage:
+def compress_image(
+    data: bytes,
+    *,
+    quality: int = 50,
+    max_pixels: int = 50_000_000,
+    output_format: str = "original",
+    max_dimension: int | None = None,
+) -> CompressedImage:
     """Re-encode ``data`` smaller at ``quality``, or return it unchanged when that is not smaller.
+
+    ``output_format`` other than ``"original"`` (``jpeg``, ``webp``, ``avif``) converts every image, and
+    ``max_dimension`` shrinks the longer side to at most that many pixels (never enlarges); either makes the
+    re-encoded image the answer even when it is not smaller, since the user asked for that format or size.
 
     - JPEG (and GIF, BMP, TIFF: first frame, transparency flattened onto white) -> baseline JPEG with
       libjpeg's standard tables scaled to ``quality``, 4:2:0, ``optimize=True``: Huffman optimisation measured
@@ -123,20 +142,25 @@ def compress_image(data: bytes, *, quality: int = 50, max_pixels: int = 50_000_0
         except _DECODE_ERRORS as exc:
             raise ImageRejected(_corrupt_reason(kind, exc)) from None
 
+    if max_dimension is not None and max(im.size) > max_dimension:
+        im.thumbnail((max_dimension, max_dimension), Image.Resampling.LANCZOS, reducing_gap=3.0)
     width, height = im.size
-    out_format = kind if kind in ("PNG", "WEBP") else "JPEG"
+    requested = _REQUESTED_FORMATS.get(output_format)
+    out_format = requested or (kind if kind in ("PNG", "WEBP") else "JPEG")
     if max(width, height) > _MAX_SIDE.get(out_format, max(width, height)):
         raise ImageRejected(
             f"image is {width}x{height}, over the {out_format} limit of {_MAX_SIDE[out_format]} pixels a side"
         )
-    if kind == "PNG":
-        out_format, encoded = "PNG", _encode_png(im, icc)
-    elif kind == "WEBP":
-        out_format, encoded = "WEBP", _encode_webp(im, icc, quality)
+    if out_format == "PNG":
+        encoded = _encode_png(im, icc)
+    elif out_format == "WEBP":
+        encoded = _encode_webp(im, icc, quality)
+    elif out_format == "AVIF":
+        encoded = _save(im.convert("RGBA" if _has_alpha(im) else "RGB"), "AVIF", quality=quality)
     else:
-        out_format, encoded = "JPEG", _encode_jpeg(im, icc, quality)
+        encoded = _encode_jpeg(im, icc, quality)
 
-    if len(encoded) >= len(data):
+    if requested is None and max_dimension is None and len(encoded) >= len(data):
         return CompressedImage(data, kind, _EXTENSIONS[kind], width, height, kept_original=True)
     return CompressedImage(encoded, out_format, _EXTENSIONS[out_format], width, height, kept_original=False)
 

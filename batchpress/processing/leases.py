@@ -17,7 +17,7 @@ from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from batchpress.db.base import utcnow
-from batchpress.models import Image, ImageState, Product
+from batchpress.models import Image, ImageState, ProcessingRequest, Product
 
 OPEN_STATES = (ImageState.PENDING.value, ImageState.PROCESSING.value)
 
@@ -29,6 +29,9 @@ class ClaimedImage:
     input_url: str
     # Storage key without extension: unique per image, stable across retries, grouped by request.
     key_stem: str
+    quality: int = 50
+    output_format: str = "original"
+    max_dimension: int | None = None
 
 
 def new_token() -> str:
@@ -62,8 +65,18 @@ def claim_images(
     if not rows:
         return []
     details = session.execute(
-        select(Image.id, Image.request_id, Image.input_url, Image.position, Product.serial_number)
+        select(
+            Image.id,
+            Image.request_id,
+            Image.input_url,
+            Image.position,
+            Product.serial_number,
+            ProcessingRequest.quality,
+            ProcessingRequest.output_format,
+            ProcessingRequest.max_dimension,
+        )
         .join(Product, Product.id == Image.product_id)
+        .join(ProcessingRequest, ProcessingRequest.id == Image.request_id)
         .where(Image.id.in_([r.id for r in rows]))
         .order_by(Image.id)
     ).all()
@@ -73,6 +86,9 @@ def claim_images(
             request_id=d.request_id,
             input_url=d.input_url,
             key_stem=f"{d.request_id}/{d.serial_number}-{d.position + 1}",
+            quality=d.quality,
+            output_format=d.output_format,
+            max_dimension=d.max_dimension,
         )
         for d in details
     ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -48,7 +49,7 @@ log = logging.getLogger(__name__)
 MAX_IMAGES_PER_TASK = 16
 # Downloads run this many images ahead of the compressor, so the CPU rarely waits on the network.
 DOWNLOAD_AHEAD = 4
-CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", "avif": "image/avif"}
 
 Enqueue = Callable[[uuid.UUID, list[int]], None]
 EnqueueEvent = Callable[[str], None]
@@ -65,12 +66,16 @@ def chunks(ids: list[int]) -> Iterator[list[int]]:
         yield ids[start : start + size]
 
 
-def fan_out(request_id: uuid.UUID, enqueue: Enqueue) -> int:
-    """The seed's ``process_images``: find the request's pending images and enqueue them in chunks."""
+def fan_out(request_id: uuid.UUID, enqueue: Enqueue) -> list[int]:
+    """The seed's ``process_images``: find the request's pending images and enqueue them in chunks.
+
+    The first chunk is returned instead of enqueued, for the caller to work on at once: the first images of a batch
+    then start without a second trip through the queue.
+    """
     with session_scope() as session:
         status = session.scalar(select(ProcessingRequest.status).where(ProcessingRequest.id == request_id))
         if status is None or status not in RequestStatus.open_states():
-            return 0
+            return []
         mark_processing(session, request_id)
         ids = list(
             session.scalars(
@@ -79,11 +84,12 @@ def fan_out(request_id: uuid.UUID, enqueue: Enqueue) -> int:
                 .order_by(Image.id)
             )
         )
-    for chunk in chunks(ids):
+    batches = list(chunks(ids))
+    for chunk in batches[1:]:
         enqueue(request_id, chunk)
     if not ids:
         finish(request_id)
-    return len(ids)
+    return batches[0] if batches else []
 
 
 def finish(request_id: uuid.UUID) -> str | None:
@@ -138,30 +144,69 @@ class ChunkWorker:
 
     def _downloads(
         self, pool: ThreadPoolExecutor, claimed: list[ClaimedImage]
-    ) -> Iterator[tuple[ClaimedImage, Future[Downloaded]]]:
-        window: deque[tuple[ClaimedImage, Future[Downloaded]]] = deque()
+    ) -> Iterator[tuple[ClaimedImage, Future[Fetched]]]:
+        window: deque[tuple[ClaimedImage, Future[Fetched]]] = deque()
         for image in claimed:
             window.append((image, pool.submit(self._download, image.input_url)))
             if len(window) >= DOWNLOAD_AHEAD:
                 yield window.popleft()
         yield from window
 
-    def _download(self, url: str) -> Downloaded:
-        return download(self.client, url, max_bytes=self.settings.max_image_bytes)
-
-    def _compress_and_store(self, image: ClaimedImage, pending_download: Future[Downloaded]) -> Outcome:
+    def _download(self, url: str) -> Fetched:
+        started = time.monotonic()
         try:
-            data = pending_download.result().data
-            result = compress_image(data, quality=50, max_pixels=self.settings.max_image_pixels)
-        except (DownloadFailed, ImageRejected) as exc:
-            return Failed(str(exc))
+            result: Downloaded | DownloadFailed = download(self.client, url, max_bytes=self.settings.max_image_bytes)
+        except DownloadFailed as exc:
+            result = exc
+        return Fetched(result, elapsed_ms(started))
+
+    def _compress_and_store(self, image: ClaimedImage, pending_download: Future[Fetched]) -> Outcome:
+        """The outcome carries how long each step took, so the API's /metrics can build its histograms from the
+        database (observability/metrics.py)."""
+        download_ms = None
+        started = time.monotonic()
+        try:
+            fetched = pending_download.result()
+            download_ms = fetched.download_ms
+            if isinstance(fetched.result, DownloadFailed):
+                return Failed(str(fetched.result), download_ms=download_ms)
+            data = fetched.result.data
+            started = time.monotonic()
+            result = compress_image(
+                data,
+                quality=image.quality,
+                max_pixels=self.settings.max_image_pixels,
+                output_format=image.output_format,
+                max_dimension=image.max_dimension,
+            )
+        except ImageRejected as exc:
+            return Failed(str(exc), download_ms=download_ms, process_ms=elapsed_ms(started))
         except Exception as exc:  # a codec bug must fail one image, not the batch
             log.exception("compressing image %s failed", image.id)
-            return Failed(f"could not compress the image ({type(exc).__name__})")
+            return Failed(f"could not compress the image ({type(exc).__name__})", download_ms=download_ms)
         # Storage errors propagate: the lease lapses and the image is retried, rather than failed for good.
         key = f"{image.key_stem}.{result.extension}"
         url = self.storage.save(key, result.data, CONTENT_TYPES.get(result.extension, ""))
-        return Compressed(output_url=url, input_bytes=len(data), output_bytes=len(result.data), output_key=key)
+        return Compressed(
+            output_url=url,
+            input_bytes=len(data),
+            output_bytes=len(result.data),
+            output_key=key,
+            download_ms=download_ms,
+            process_ms=elapsed_ms(started),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """A download's bytes or why it failed, and how long it took either way."""
+
+    result: Downloaded | DownloadFailed
+    download_ms: int
+
+
+def elapsed_ms(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,11 +29,15 @@ class Compressed:
     output_bytes: int
     # None when the output lives outside our storage (an external processor reported its own URL).
     output_key: str | None = None
+    download_ms: int | None = None
+    process_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Failed:
     reason: str
+    download_ms: int | None = None
+    process_ms: int | None = None
 
 
 Outcome = Compressed | Failed
@@ -59,6 +63,7 @@ def record_result(session: Session, image_id: int, outcome: Outcome, *, token: s
         }
     else:
         values = {"state": ImageState.FAILED.value, "error": outcome.reason[:MAX_ERROR_CHARS]}
+    values |= {"download_ms": outcome.download_ms, "process_ms": outcome.process_ms}
     result = session.execute(
         update(Image)
         .where(*conditions)

@@ -29,7 +29,8 @@ def enqueue_request(request_id: uuid.UUID) -> None:
 
 @celery_app.task(name="processing.process_images")
 def process_images(request_id: str) -> int:
-    return fan_out(uuid.UUID(request_id), enqueue_chunk)
+    first_chunk = fan_out(uuid.UUID(request_id), enqueue_chunk)
+    return chunk_worker().run(first_chunk) if first_chunk else 0
 
 
 @celery_app.task(name="processing.compress_images")

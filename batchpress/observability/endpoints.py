@@ -1,0 +1,43 @@
+"""``/readyz`` and ``/metrics``: open like ``/healthz``, since probes and scrapers carry no API key. Neither shows any
+request's data: readiness names only this deployment's dependencies, metrics are totals."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel, Field
+
+from batchpress.config import get_settings
+from batchpress.observability.metrics import exposition
+from batchpress.observability.readiness import OK, readiness
+
+router = APIRouter()
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, str] = Field(
+        description='database, broker and storage: "ok", or what is wrong (e.g. "unreachable: ...", "timed out")'
+    )
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    summary="The database, broker and storage answer",
+    responses={503: {"model": Readiness, "description": "a dependency failed; its check says how"}},
+)
+def readyz() -> JSONResponse:
+    """Each check is bounded, so the probe answers within about two seconds whatever hangs."""
+    report = readiness(get_settings())
+    ready = all(value == OK for value in report.values())
+    body = Readiness(status="ready" if ready else "not_ready", checks=report)
+    return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics() -> Response:
+    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,229 @@
+"""The page at ``/`` in a real headless Chromium, against the real service, worker and photos served on 127.0.0.1."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import StartService, fresh_database
+from tests.support.photos import make_image
+from tests.support.servers import ImageServer, Service
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip(
+        "no /usr/bin/chromium (apt-get install chromium; .ci/run does); the page tests need a real browser",
+        allow_module_level=True,
+    )
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (uv sync installs it)")
+expect = sync_api.expect
+
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+HEADER = "S. No.,Product Name,Input Image Urls\n"
+SLOW = 60_000
+
+
+@dataclass
+class Tab:
+    page: Any
+    base_url: str
+    console_errors: list[str] = field(default_factory=list)
+
+    def open(self, path: str = "/") -> None:
+        self.page.goto(self.base_url + path)
+        expect(self.page.get_by_role("heading", name="Upload a CSV")).to_be_visible()
+
+    def upload(self, csv_path: Path) -> None:
+        self.page.set_input_files("#csv-file", str(csv_path))
+        self.page.get_by_role("button", name="Upload").click()
+
+    def unexpected_errors(self, *allowed_statuses: int) -> list[str]:
+        """Console errors and uncaught exceptions, less the browser's own note about an expected error answer."""
+        expected = [f"status of {code} " for code in allowed_statuses]
+        return [
+            e
+            for e in self.console_errors
+            if not (e.startswith("Failed to load resource") and any(s in e for s in expected))
+        ]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """One service with its worker for the module's tests that need no special settings (starting one takes seconds)."""
+    with fresh_database() as url:
+        env = {"BATCHPRESS_DATABASE_URL": url} if url else {}
+        started = Service(tmp_path_factory.mktemp("web") / "data", env).start()
+        yield started
+        started.stop()
+
+
+@pytest.fixture
+def tab(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    made = Tab(page, "")
+    page.on("console", lambda msg: msg.type == "error" and made.console_errors.append(msg.text))
+    page.on("pageerror", lambda exc: made.console_errors.append(f"uncaught: {exc}"))
+    yield made
+    context.close()
+
+
+def write_csv(tmp_path: Path, name: str, rows: list[tuple[int, str, list[str]]]) -> Path:
+    lines = [f'{serial},{product},"{", ".join(urls)}"\n' for serial, product, urls in rows]
+    path = tmp_path / name
+    path.write_text(HEADER + "".join(lines))
+    return path
+
+
+def photo_urls(image_server: ImageServer, *kinds: str) -> list[str]:
+    prefix = f"/web/{uuid.uuid4().hex[:8]}"
+    return [image_server.add(f"{prefix}/{i}.{kind}", make_image(kind, i)) for i, kind in enumerate(kinds)]
+
+
+def current_request_id(page: Any) -> str:
+    return str(page.locator("#request-id").inner_text())
+
+
+def assert_loaded(page: Any, images: Any) -> None:
+    for i in range(images.count()):
+        image = images.nth(i)
+        image.scroll_into_view_if_needed()
+        page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
+
+
+def test_upload_progress_thumbnails_csv_and_recent(
+    service: Service, image_server: ImageServer, tab: Tab, tmp_path: Path
+) -> None:
+    tab.base_url = service.base_url
+    page = tab.page
+    jpeg, png, webp = photo_urls(image_server, "jpeg", "png", "webp")
+    hostile_name = "Boot <img src=x onerror=alert(1)>"
+    good = write_csv(tmp_path, "good.csv", [(1, "Shoe", [jpeg, png]), (2, "Sock", [webp]), (3, hostile_name, [jpeg])])
+
+    tab.open()
+    tab.upload(good)
+    expect(page.locator("#status-value")).to_have_text("completed", timeout=SLOW)
+    first_id = current_request_id(page)
+    for name, count in {"processed": "4", "failed": "0", "pending": "0", "total": "4"}.items():
+        expect(page.locator(f"#count-{name}")).to_have_text(count)
+    expect(page.locator("#progress-text")).to_have_text("completed: 4 of 4 images processed.")
+    assert page.locator("#progress-text").get_attribute("aria-live") == "polite"
+    assert page.eval_on_selector("#progress", "p => [p.value, p.max]") == [4, 4]
+
+    rows = page.locator("#product-rows tr")
+    expect(rows).to_have_count(3)
+    expect(rows.nth(0).locator("th")).to_have_text("Shoe")
+    # A product name is shown as text, never run as markup.
+    expect(rows.nth(2).locator("th")).to_have_text(hostile_name)
+    expect(page.locator("img[src='x']")).to_have_count(0)
+    assert_loaded(page, page.locator("img[alt$='compressed']"))
+    assert_loaded(page, page.locator("img[alt$='original']"))
+    expect(page.locator("img[alt$='compressed']")).to_have_count(4)
+    out_src = page.locator("img[alt='Shoe, image 1, compressed']").get_attribute("src")
+    assert out_src.startswith(f"{service.base_url}/images/{first_id}/")
+
+    link = page.get_by_role("link", name="Download the output CSV")
+    href = link.get_attribute("href")
+    assert href == f"{service.base_url}/api/requests/{first_id}/output.csv"
+    with page.expect_download() as download:
+        link.click()
+    text = Path(download.value.path()).read_bytes().decode("utf-8-sig")
+    assert text.startswith("S. No.,Product Name,Input Image Urls,Output Image Urls\r\n")
+    assert out_src in text
+    assert httpx.get(href, timeout=10).status_code == 200
+    page.screenshot(path=str(tmp_path / "completed.png"), full_page=True)
+
+    # One image is not an image at all: its product lists the error and shows no compressed version.
+    broken = image_server.add(f"/web/{uuid.uuid4().hex[:8]}/broken.jpg", b"this is not a picture", "image/jpeg")
+    mixed = write_csv(tmp_path, "mixed.csv", [(7, "Hat", [webp, broken])])
+    tab.upload(mixed)
+    expect(page.locator("#status-value")).to_have_text("completed with errors", timeout=SLOW)
+    second_id = current_request_id(page)
+    assert second_id != first_id
+    expect(page.locator("#count-failed")).to_have_text("1")
+    row = page.locator("#product-rows tr")
+    expect(row).to_have_count(1)
+    expect(row.locator(".errors li")).to_contain_text(f"image 2 ({broken})")
+    expect(row.locator(".slot.failed")).to_have_count(1)
+    page.screenshot(path=str(tmp_path / "with_errors.png"), full_page=True)
+
+    page.reload()
+    recent = page.locator("#recent-list li")
+    expect(recent).to_have_count(2)
+    expect(recent.nth(0)).to_contain_text("mixed.csv")
+    expect(recent.nth(1)).to_contain_text("good.csv")
+    expect(recent.nth(1)).to_contain_text("completed")
+    recent.nth(1).get_by_role("link").click()
+    expect(page.locator("#request-id")).to_have_text(first_id)
+    expect(page.locator("#status-value")).to_have_text("completed")
+    expect(page.locator("#count-total")).to_have_text("4")
+    assert tab.unexpected_errors() == []
+
+
+def test_invalid_csv_lists_each_problem_with_its_line(service: Service, tab: Tab, tmp_path: Path) -> None:
+    tab.base_url = service.base_url
+    page = tab.page
+    path = tmp_path / "bad.csv"
+    path.write_text(HEADER + "abc,Shoe,https://cdn.example.com/a.jpg\n2,  ,https://cdn.example.com/b.jpg\n")
+
+    tab.open()
+    tab.upload(path)
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("The upload was not accepted")
+    expect(alert).to_contain_text("2 problems")
+    problems = page.locator("#csv-problems tbody tr")
+    expect(problems).to_have_count(2)
+    expect(problems.nth(0).locator("td").nth(0)).to_have_text("2")
+    expect(problems.nth(0).locator("td").nth(1)).to_have_text("S. No.")
+    expect(problems.nth(1).locator("td").nth(0)).to_have_text("3")
+    expect(problems.nth(1).locator("td").nth(1)).to_have_text("Product Name")
+    expect(page.locator("#request-section")).to_be_hidden()
+    page.screenshot(path=str(tmp_path / "invalid.png"), full_page=True)
+    assert tab.unexpected_errors(400) == []
+
+
+def test_a_401_asks_for_a_key_and_the_upload_goes_through_with_it(
+    start_service: StartService, image_server: ImageServer, tab: Tab, tmp_path: Path
+) -> None:
+    service = start_service("--no-worker", BATCHPRESS_API_KEYS="page-test-key")
+    tab.base_url = service.base_url
+    page = tab.page
+    path = write_csv(tmp_path, "p.csv", [(1, "Shoe", photo_urls(image_server, "jpeg"))])
+
+    tab.open()
+    expect(page.locator("#api-key-section")).to_be_hidden()
+    tab.upload(path)
+    expect(page.get_by_role("alert")).to_contain_text("An API key is needed")
+    key = page.get_by_role("textbox", name="API key")
+    expect(key).to_be_focused()
+    key.fill("page-test-key")
+    page.get_by_role("button", name="Save key").click()
+    # The upload that was refused runs again with the key, then the status is polled with it.
+    expect(page.locator("#status-value")).to_have_text("pending")
+    expect(page.locator("#recent-list li")).to_have_count(1)
+    assert page.evaluate("localStorage.getItem('batchpress.apiKey')") == "page-test-key"
+    assert tab.unexpected_errors(401) == []
