@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.support.servers import ImageServer, Service
+from tests.support.servers import ImageServer, Service, reap
 
 PG_URL = os.environ.get("BATCHPRESS_TEST_DATABASE_URL", "")
 
@@ -60,7 +60,14 @@ def start_service(tmp_path: Path, database_url: str) -> Iterator[StartService]:
 
     yield start
     for service in started:
-        service.stop()
+        service.stop_soon()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _reap_services() -> Iterator[None]:
+    """Services stop in the background while later tests run; the session waits for them all at its end."""
+    yield
+    reap()
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,16 @@
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 from batchpress.config import get_settings
+
+DEFAULT_URL = "http://127.0.0.1:8000"
 
 app = typer.Typer(help="batchpress: bulk product-image compression.", no_args_is_help=True)
 
@@ -53,3 +61,133 @@ def migrate() -> None:
     settings = get_settings()
     upgrade(settings)
     typer.echo("database is up to date")
+
+
+# Client commands: they talk to a batchpress server over HTTP and need no settings, database or broker here.
+
+UrlOption = Annotated[
+    str, typer.Option("--url", envvar="BATCHPRESS_URL", help="The batchpress server.", show_envvar=True)
+]
+ApiKeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        envvar="BATCHPRESS_API_KEY",
+        help="One of the server's BATCHPRESS_API_KEYS, if it has any.",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the API's JSON instead of a summary.")]
+
+
+@contextmanager
+def _api_call() -> Iterator[None]:
+    """Any failure to talk to the API: its message on stderr, exit status 2."""
+    from batchpress.cli.client import ApiProblem
+
+    try:
+        yield
+    except ApiProblem as problem:
+        for line in problem.lines:
+            typer.echo(line, err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def submit(
+    csv_file: Annotated[
+        Path, typer.Argument(metavar="FILE.csv", exists=True, dir_okay=False, readable=True, help="The product CSV.")
+    ],
+    webhook: Annotated[str | None, typer.Option(help="URL to POST a signed event to when it finishes.")] = None,
+    quality: Annotated[int | None, typer.Option(help="Encoder quality, e.g. 50 (the server checks the range).")] = None,
+    output_format: Annotated[str | None, typer.Option(help="Output format, e.g. jpeg, webp (server default).")] = None,
+    max_dimension: Annotated[int | None, typer.Option(help="Shrink the longer side to at most N pixels.")] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Show progress until it finishes; exit 1 if images failed.")
+    ] = False,
+    as_json: JsonOption = False,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Upload a CSV of product image URLs and print the request id."""
+    from rich.console import Console
+
+    from batchpress.cli.client import Client
+    from batchpress.cli.display import exit_code, follow, summary_lines
+
+    options = {
+        "webhook_url": webhook,
+        "quality": quality,
+        "output_format": output_format,
+        "max_dimension": max_dimension,
+    }
+    fields = {name: str(value) for name, value in options.items() if value is not None}
+    with _api_call(), Client(url, api_key) as client:
+        with csv_file.open("rb") as fh:
+            accepted = client.upload(fh, csv_file.name, fields)
+        request_id = str(accepted["request_id"])
+        if not wait:
+            typer.echo(json.dumps(accepted, indent=2) if as_json else request_id)
+            return
+        if not as_json:
+            typer.echo(request_id)
+        try:
+            status = follow(client, request_id, Console(stderr=True))
+        except KeyboardInterrupt:
+            typer.echo(f"stopped waiting; the request goes on: batchpress status {request_id}", err=True)
+            raise typer.Exit(130) from None
+    typer.echo(json.dumps(status, indent=2) if as_json else "\n".join(summary_lines(status)))
+    raise typer.Exit(exit_code(status))
+
+
+@app.command()
+def status(
+    request_id: Annotated[str, typer.Argument(metavar="ID", help="The request id submit printed.")],
+    as_json: JsonOption = False,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Show a request's status; exit 1 if it finished with failed images."""
+    from batchpress.cli.client import Client
+    from batchpress.cli.display import exit_code, summary_lines
+
+    with _api_call(), Client(url, api_key) as client:
+        result = client.status(request_id)
+    typer.echo(json.dumps(result, indent=2) if as_json else "\n".join(summary_lines(result)))
+    raise typer.Exit(exit_code(result))
+
+
+@app.command()
+def download(
+    request_id: Annotated[str, typer.Argument(metavar="ID", help="The request id submit printed.")],
+    output: Annotated[
+        str | None,
+        typer.Option("-o", "--output", help="Where to save it; - for stdout.", show_default="batchpress-ID.csv"),
+    ] = None,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Save a finished request's output CSV (input columns plus the compressed images' URLs)."""
+    from batchpress.cli.client import ApiProblem, Client
+
+    target = None if output == "-" else Path(output or f"batchpress-{request_id}.csv")
+    with _api_call(), Client(url, api_key) as client:
+        try:
+            size = client.download(request_id, target)
+        except ApiProblem as problem:
+            if problem.code != "not_finished":
+                raise
+            typer.echo(
+                f"request {request_id} is not finished yet; try later (batchpress status {request_id})", err=True
+            )
+            raise typer.Exit(1) from None
+    if target is not None:
+        typer.echo(f"saved {target} ({size} bytes)", err=True)
+
+
+@app.command()
+def doctor() -> None:
+    """Check this machine's setup: codecs, settings, database, broker, storage, outbound policy."""
+    from batchpress.cli.doctor import run_checks
+
+    raise typer.Exit(run_checks())

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from kombu.transport import TRANSPORT_ALIASES
 
 from batchpress.config import Settings, get_settings
 
@@ -35,6 +36,10 @@ def broker_options(settings: Settings) -> dict[str, Any]:
             "unacked_restore_throttle": 1,
         }
     return options
+
+
+# ``filesystem://`` means our atomic-write variant of kombu's transport, for every connection this process makes.
+TRANSPORT_ALIASES["filesystem"] = "batchpress.worker.filesystem_transport:Transport"
 
 
 def make_celery(settings: Settings) -> Celery:

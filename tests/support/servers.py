@@ -96,6 +96,23 @@ class ImageServer:
         self._httpd.server_close()
 
 
+_stopping: list[Service] = []
+
+
+def reap(timeout: float = 60) -> None:
+    """Wait for every service asked to stop with ``stop_soon``; kill what is still running at the deadline."""
+    deadline = time.monotonic() + timeout
+    for service in _stopping:
+        if service.process is None:
+            continue
+        try:
+            service.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            service.process.kill()
+            service.process.wait()
+    _stopping.clear()
+
+
 class Service:
     """``batchpress serve`` in a subprocess, with its own data directory, port and database."""
 
@@ -154,6 +171,13 @@ class Service:
             self.process.kill()
             self.process.wait()
             raise
+
+    def stop_soon(self) -> None:
+        """Ask serve to stop and move on; ``reap`` waits for it later. A worker's warm shutdown takes seconds,
+        and tests that do not test shutdown need not wait for it one by one."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        _stopping.append(self)
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, timeout=30)

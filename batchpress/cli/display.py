@@ -1,0 +1,183 @@
+"""What the client commands show: a request's summary, and its progress while ``submit --wait`` polls.
+
+On a terminal the progress is a live Rich bar; elsewhere (CI logs, pipes) Rich cannot redraw, so a plain line is
+printed whenever the counts move, at most every few seconds. ``TTY_COMPATIBLE=1`` makes Rich treat any output as a
+terminal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from batchpress.cli.client import TERMINAL, Client
+
+POLL_SECONDS = 0.5
+PLAIN_LINE_SECONDS = 3.0
+MAX_ERRORS_SHOWN = 5
+
+
+def exit_code(status: Mapping[str, Any]) -> int:
+    """0 while open or completed; 1 once finished with failed images, or failed outright."""
+    return 1 if status["status"] in ("completed_with_errors", "failed") else 0
+
+
+def _when(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value).astimezone(dt.UTC) if value else None
+
+
+def _clock(moment: dt.datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def webhook_line(webhook: Mapping[str, Any]) -> str:
+    state, url, attempts = webhook["state"], webhook["url"], webhook["attempts"]
+    last = webhook.get("last_attempt") or {}
+    outcome = f"HTTP {last['status_code']}" if last.get("status_code") else last.get("error") or ""
+    if state == "delivered":
+        return f"delivered to {url} ({_plural(attempts, 'attempt')})"
+    if state == "retrying":
+        next_at = _when(webhook.get("next_attempt_at"))
+        return f"retrying {url}: {_plural(attempts, 'attempt')} so far, last {outcome}" + (
+            f"; next at {_clock(next_at)}" if next_at else ""
+        )
+    if state == "failed":
+        return f"failed: gave up on {url} after {_plural(attempts, 'attempt')}, last {outcome}"
+    return f"{state}: {url}" + ("" if webhook.get("event_id") else " (sent when the request finishes)")
+
+
+def summary_lines(status: Mapping[str, Any]) -> list[str]:
+    """A request's state in a few lines: counts, times, webhook, output CSV and the first failed images."""
+    p = status["progress"]
+    lines = [
+        f"request   {status['request_id']}",
+        f"status    {status['status']}",
+        f"images    {p['total_images']} total: {p['processed']} done, {p['failed']} failed, {p['pending']} pending",
+    ]
+    if options := status.get("options"):
+        shown = [f"{name} {value}" for name, value in options.items() if value is not None]
+        lines.append(f"options   {', '.join(shown)}")
+    created, finished = _when(status["created_at"]), _when(status.get("finished_at"))
+    if created:
+        lines.append(f"created   {_clock(created)}")
+    if created and finished:
+        lines.append(f"finished  {_clock(finished)} (took {(finished - created).total_seconds():.1f} s)")
+    if status.get("webhook"):
+        lines.append(f"webhook   {webhook_line(status['webhook'])}")
+    if status.get("output_csv_url"):
+        lines.append(f"output    {status['output_csv_url']}")
+    errors = [
+        f"  #{product['serial_number']} {product['product_name']}: {error}"
+        for product in status.get("products", [])
+        for error in product.get("errors", [])
+    ]
+    if p["failed"]:
+        lines.append(f"errors    {_plural(p['failed'], 'failed image')}")
+        lines += errors[:MAX_ERRORS_SHOWN]
+        if p["failed"] > min(len(errors), MAX_ERRORS_SHOWN):
+            more = p["failed"] - min(len(errors), MAX_ERRORS_SHOWN)
+            lines.append(f"  ...and {more} more (`batchpress status {status['request_id']} --json` lists them)")
+    return lines
+
+
+class Reporter(Protocol):
+    def update(self, progress: Mapping[str, int]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class RateColumn(ProgressColumn):
+    """Images finished (done or failed) per second, from Rich's recent samples."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:.1f} img/s" if speed else "- img/s", style="progress.data.speed")
+
+
+class LiveBar:
+    def __init__(self, console: Console) -> None:
+        self._progress = Progress(
+            TextColumn("[bold]images"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("[red]{task.fields[failed]} failed"),
+            RateColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            refresh_per_second=4,
+        )
+        self._task: TaskID = self._progress.add_task("images", total=None, failed=0)
+        self._progress.start()
+
+    def update(self, progress: Mapping[str, int]) -> None:
+        finished = progress["processed"] + progress["failed"]
+        self._progress.update(
+            self._task, total=progress["total_images"] or None, completed=finished, failed=progress["failed"]
+        )
+
+    def close(self) -> None:
+        self._progress.stop()
+
+
+class PlainLines:
+    def __init__(self, console: Console) -> None:
+        self._console = console
+        self._started = time.monotonic()
+        self._printed_at = 0.0
+        self._last: tuple[int, int, int] | None = None
+
+    def update(self, progress: Mapping[str, int]) -> None:
+        total, done, failed = progress["total_images"], progress["processed"], progress["failed"]
+        now = time.monotonic()
+        finished = done + failed
+        if (total, done, failed) == self._last or (now - self._printed_at < PLAIN_LINE_SECONDS and finished < total):
+            return
+        self._last, self._printed_at = (total, done, failed), now
+        elapsed = now - self._started
+        rate = finished / elapsed if elapsed > 0 else 0.0
+        line = f"progress: {finished}/{total} images ({done} done, {failed} failed), {rate:.1f} img/s"
+        if finished >= total:
+            line += f", finished in {elapsed:.1f} s"
+        elif rate > 0:
+            line += f", ETA {dt.timedelta(seconds=round((total - finished) / rate))}"
+        self._console.print(line, highlight=False, soft_wrap=True)
+
+    def close(self) -> None:
+        pass
+
+
+def follow(client: Client, request_id: str, console: Console) -> dict[str, Any]:
+    """Poll the (cheap, one-product) status until the request finishes; return the full final status."""
+    reporter: Reporter = LiveBar(console) if console.is_interactive else PlainLines(console)
+    try:
+        while True:
+            status = client.wait_status(request_id, limit=1)
+            reporter.update(status["progress"])
+            if status["status"] in TERMINAL:
+                break
+            time.sleep(POLL_SECONDS)
+    finally:
+        reporter.close()
+    return client.wait_status(request_id)

@@ -1,0 +1,246 @@
+"""``batchpress doctor``: check what this machine needs to run batchpress, one line per check, with what to do.
+
+Each check is independent and only reads, or writes and removes a scratch file; a check that cannot run (settings
+that do not load) fails without stopping the others that do not depend on it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import typer
+from pydantic import ValidationError
+
+from batchpress.config import Settings, get_settings
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced by ``***``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, path = rest.partition("/")
+    userinfo, at, hostport = authority.rpartition("@")
+    if at and ":" in userinfo:
+        authority = f"{userinfo.split(':', 1)[0]}:***@{hostport}"
+    return f"{scheme}://{authority}{slash}{path}"
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def pillow_checks() -> Iterator[Check]:
+    import PIL
+    from PIL import features
+
+    yield Check("pillow", True, f"Pillow {PIL.__version__}")
+    if not features.check("jpg"):
+        yield Check("jpeg", False, "Pillow was built without JPEG", "install Pillow's wheel from PyPI")
+    elif features.check_feature("libjpeg_turbo"):
+        yield Check("jpeg", True, f"libjpeg-turbo {features.version('libjpeg_turbo')}")
+    else:
+        yield Check("jpeg", True, f"libjpeg {features.version('jpg')} (not libjpeg-turbo: JPEG work is slower)")
+    if features.check("zlib"):
+        yield Check("png", True, f"zlib {features.version('zlib')}")
+    else:
+        yield Check("png", False, "Pillow was built without zlib", "install Pillow's wheel from PyPI")
+    if features.check("webp"):
+        yield Check("webp", True, f"libwebp {features.version('webp')}")
+    else:
+        yield Check("webp", False, "Pillow was built without WebP", "install Pillow's wheel from PyPI")
+    if "avif" in features.modules and features.check("avif"):
+        yield Check("avif", True, f"libavif {features.version('avif')}")
+    else:
+        yield Check("avif", True, "not available (optional; Pillow 11.2+ wheels include it)")
+
+
+def settings_lines(settings: Settings) -> list[str]:
+    """The effective settings worth seeing, never a secret."""
+    storage = (
+        f"s3 bucket {settings.s3_bucket!r}"
+        + (f" prefix {settings.s3_prefix!r}" if settings.s3_prefix else "")
+        + f" at {settings.s3_endpoint_url or 'AWS'} ({settings.s3_region})"
+        if settings.storage == "s3"
+        else f"local, {settings.images_dir}"
+    )
+    keys = "set" if settings.api_keys.get_secret_value().strip() else "not set (the API is open)"
+    return [
+        f"data dir      {settings.data_dir}",
+        f"database      {mask_url(settings.database_url)}",
+        f"broker        {mask_url(settings.broker_url)} (queue {settings.queue_name!r})",
+        f"storage       {storage}",
+        f"public URL    {settings.public_base_url}",
+        f"API keys      {keys}",
+    ]
+
+
+def database_check(settings: Settings) -> Check:
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import create_engine, make_url, pool
+
+    from batchpress.db.migrate import alembic_config
+
+    shown = mask_url(settings.database_url)
+    url = make_url(settings.database_url)
+    if settings.is_sqlite and url.database and not Path(url.database).exists():
+        return Check("database", True, f"{url.database} does not exist yet; `batchpress serve` or `migrate` creates it")
+    heads = set(ScriptDirectory.from_config(alembic_config(settings)).get_heads())
+    connect_args = {} if settings.is_sqlite else {"connect_timeout": 5}
+    engine = create_engine(settings.database_url, poolclass=pool.NullPool, connect_args=connect_args)
+    try:
+        with engine.connect() as connection:
+            current = set(MigrationContext.configure(connection).get_current_heads())
+    except Exception as exc:
+        return Check(
+            "database", False, f"cannot use {shown}: {first_line(exc)}", "start it or fix BATCHPRESS_DATABASE_URL"
+        )
+    finally:
+        engine.dispose()
+    if current == heads:
+        return Check("database", True, f"{shown} reachable, schema at head {', '.join(sorted(heads))}")
+    if not current:
+        return Check(
+            "database", True, f"{shown} reachable and empty; `batchpress serve` or `migrate` creates the schema"
+        )
+    script = ScriptDirectory.from_config(alembic_config(settings))
+    if unknown := sorted(rev for rev in current if script.get_revision(rev) is None):
+        return Check(
+            "database", False, f"{shown} is at {', '.join(unknown)}, newer than this batchpress", "upgrade batchpress"
+        )
+    return Check(
+        "database",
+        False,
+        f"{shown} is at {', '.join(sorted(current))}, head is {', '.join(sorted(heads))}",
+        "run `batchpress migrate` (serve does it when it starts)",
+    )
+
+
+def writable(folder: Path) -> None:
+    """Create, write and remove a scratch file there; raises ``OSError`` when that is not possible."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=folder, prefix=".doctor-", suffix=".tmp")
+    try:
+        os.write(fd, b"ok")
+    finally:
+        os.close(fd)
+        Path(name).unlink()
+
+
+def broker_check(settings: Settings) -> Check:
+    from batchpress.worker.celery_app import broker_options
+
+    shown = mask_url(settings.broker_url)
+    fix = "start the broker or fix BATCHPRESS_BROKER_URL"
+    try:
+        options = broker_options(settings)
+        if settings.uses_filesystem_broker:
+            for folder in (settings.queue_dir, Path(options["data_folder_in"])):
+                writable(folder)
+            return Check("broker", True, f"{shown}: queue folders under {settings.queue_dir} are writable")
+        from kombu.connection import Connection
+
+        connection: Any = Connection(  # type: ignore[no-untyped-call]  # kombu's __init__ has no annotations
+            settings.broker_url, transport_options=options, connect_timeout=5
+        )
+        with connection:
+            connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0.5, timeout=10)
+    except Exception as exc:
+        if settings.uses_filesystem_broker:
+            fix = f"make {settings.queue_dir} writable for this user, or fix BATCHPRESS_DATA_DIR"
+        return Check("broker", False, f"cannot use {shown}: {first_line(exc)}", fix)
+    return Check("broker", True, f"{shown} reachable")
+
+
+def storage_check(settings: Settings) -> Check:
+    try:
+        if settings.storage == "s3":
+            from batchpress.storage.s3 import S3Storage
+
+            storage = S3Storage.from_settings(settings)
+            storage.check()
+            return Check("storage", True, f"S3 bucket {settings.s3_bucket!r} at {storage.client.meta.endpoint_url}")
+        from batchpress.storage.local import LocalStorage
+
+        # Through the real save path: a temp file in tmp_dir renamed into images_dir, which fails when the two
+        # are on different filesystems.
+        local = LocalStorage(settings.images_dir, settings.tmp_dir, settings.public_base_url)
+        key = f".doctor-{uuid.uuid4().hex}.tmp"
+        local.save(key, b"ok", "text/plain")
+        local.path_for(key).unlink()
+    except Exception as exc:
+        fix = (
+            "check the BATCHPRESS_S3_* settings and credentials"
+            if settings.storage == "s3"
+            else (f"make {settings.data_dir} writable for this user, or fix BATCHPRESS_DATA_DIR")
+        )
+        return Check("storage", False, f"cannot write: {first_line(exc)}", fix)
+    return Check("storage", True, f"local, {settings.images_dir} writable")
+
+
+def outbound_check(settings: Settings) -> Check:
+    if settings.allow_private_networks:
+        return Check("outbound", True, "private networks ALLOWED: downloads and webhooks may reach internal addresses")
+    hosts = [h.strip() for h in settings.outbound_allow_hosts.split(",") if h.strip()]
+    allowed = f"; allowed hosts: {', '.join(hosts)}" if hosts else ""
+    return Check("outbound", True, f"private and internal addresses refused{allowed}")
+
+
+def api_check(settings: Settings) -> Check:
+    from batchpress.cli.serve import open_to_network_warning
+
+    if open_to_network_warning(settings):
+        return Check(
+            "api",
+            False,
+            f"listens on {settings.host or 'every address'}:{settings.port} with no API keys",
+            "set BATCHPRESS_API_KEYS, or BATCHPRESS_HOST=127.0.0.1",
+        )
+    return Check("api", True, f"listens on {settings.host}:{settings.port}")
+
+
+def show(check: Check) -> None:
+    mark = typer.style("ok  ", fg="green") if check.ok else typer.style("FAIL", fg="red", bold=True)
+    typer.echo(f"{mark}  {check.name:<9} {check.detail}" + (f" -> {check.fix}" if check.fix else ""))
+
+
+def run_checks() -> int:
+    """Print every check; 0 when all pass, 1 otherwise."""
+    results = list(pillow_checks())
+    for check in results:
+        show(check)
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = "BATCHPRESS_" + "_".join(str(part) for part in error["loc"]).upper() if error["loc"] else ""
+            show(Check("settings", False, f"{name}: {error['msg']}" if name else error["msg"], "fix that variable"))
+        return 1
+    show(Check("settings", True, "loaded from the environment"))
+    for line in settings_lines(settings):
+        typer.echo(f"                {line}")
+    checks: list[Callable[[Settings], Check]] = [database_check, broker_check, storage_check, outbound_check, api_check]
+    for run in checks:
+        try:
+            check = run(settings)
+        except Exception as exc:
+            check = Check(run.__name__.removesuffix("_check"), False, f"check crashed: {first_line(exc)}")
+        show(check)
+        results.append(check)
+    return 0 if all(check.ok for check in results) else 1

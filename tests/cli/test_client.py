@@ -1,0 +1,181 @@
+"""The client commands, run as the installed ``batchpress`` script against a real server and real photos."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import fresh_database
+from tests.support.photos import make_image
+from tests.support.servers import ImageServer, Service, free_port
+
+SCRIPT = Path(sys.executable).parent / "batchpress"
+API_KEY = "cli-test-key"
+
+
+def batchpress(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run the console script with only the BATCHPRESS_* variables given here."""
+    base = {name: value for name, value in os.environ.items() if not name.startswith(("BATCHPRESS_", "TTY_"))}
+    return subprocess.run(
+        [str(SCRIPT), *args], env={**base, **env}, cwd=cwd, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """A server with a worker and an API key, shared by this module's tests."""
+    with fresh_database() as url:
+        env = {
+            "BATCHPRESS_API_KEYS": API_KEY,
+            "BATCHPRESS_WORKER_CONCURRENCY": "1",
+            **({"BATCHPRESS_DATABASE_URL": url} if url else {}),
+        }
+        server = Service(tmp_path_factory.mktemp("cli") / "data", env).start()
+        yield server
+        server.stop()
+
+
+@pytest.fixture
+def client_env(service: Service) -> dict[str, str]:
+    return {"BATCHPRESS_URL": service.base_url, "BATCHPRESS_API_KEY": API_KEY}
+
+
+def product_csv(tmp_path: Path, image_server: ImageServer, products: int = 3, missing: int | None = None) -> Path:
+    """Two real photos per product; ``missing`` names a product whose second image answers 404."""
+    tag = uuid.uuid4().hex[:8]
+    lines = ["S. No.,Product Name,Input Image Urls"]
+    for n in range(1, products + 1):
+        first = image_server.add(f"/{tag}/{n}a.jpg", make_image("jpeg", n, (320, 240)))
+        second = (
+            image_server.url(f"/{tag}/{n}-gone.jpg")
+            if n == missing
+            else image_server.add(f"/{tag}/{n}b.png", make_image("png", n + 1, (240, 240)), "image/png")
+        )
+        lines.append(f'{n},Product {n},"{first},{second}"')
+    path = tmp_path / "products.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_submit_wait_then_download_and_status(
+    tmp_path: Path, image_server: ImageServer, client_env: dict[str, str]
+) -> None:
+    source = product_csv(tmp_path, image_server, products=3)
+    run = batchpress("submit", str(source), "--wait", **client_env)
+    assert run.returncode == 0, run.stderr
+    request_id = run.stdout.splitlines()[0]
+    assert uuid.UUID(request_id)
+    assert "status    completed" in run.stdout
+    assert "6 total: 6 done, 0 failed" in run.stdout
+    # Not a terminal: the progress comes as plain lines, the last one complete.
+    assert "progress: 6/6 images (6 done, 0 failed)" in run.stderr
+
+    out = tmp_path / "out" / "result.csv"
+    got = batchpress("download", request_id, "-o", str(out), **client_env)
+    assert got.returncode == 0, got.stderr
+    rows = list(csv.reader(io.StringIO(out.read_text(encoding="utf-8-sig"))))
+    assert rows[0] == ["S. No.", "Product Name", "Input Image Urls", "Output Image Urls"]
+    inputs = list(csv.reader(io.StringIO(source.read_text())))[1:]
+    assert [row[:3] for row in rows[1:]] == inputs
+    assert all(len(row[3].split(",")) == 2 for row in rows[1:])
+
+    shown = batchpress("status", request_id, "--json", **client_env)
+    assert shown.returncode == 0
+    assert json.loads(shown.stdout)["request_id"] == request_id
+
+
+def test_submit_wait_exits_1_when_an_image_is_missing(
+    tmp_path: Path, image_server: ImageServer, client_env: dict[str, str]
+) -> None:
+    run = batchpress("submit", str(product_csv(tmp_path, image_server, products=2, missing=2)), "--wait", **client_env)
+    assert run.returncode == 1, run.stderr
+    assert "status    completed_with_errors" in run.stdout
+    assert "1 failed image" in run.stdout
+    assert "#2 Product 2: image 2" in run.stdout
+    assert "404" in run.stdout
+
+
+def test_live_progress_bar_on_a_terminal(tmp_path: Path, image_server: ImageServer, client_env: dict[str, str]) -> None:
+    source = product_csv(tmp_path, image_server, products=2)
+    run = batchpress("submit", str(source), "--wait", TTY_COMPATIBLE="1", COLUMNS="120", TERM="xterm", **client_env)
+    assert run.returncode == 0, run.stderr
+    assert "\x1b[?25l" in run.stderr, "a live display hides the cursor while it redraws"
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", run.stderr)
+    final = [line for line in re.split(r"[\r\n]", plain) if line.strip()][-1]
+    for shown in ("━━━━", "4/4", "0 failed", "img/s", "ETA"):
+        assert shown in final
+    assert "progress:" not in plain
+
+
+def test_invalid_csv_lists_its_lines(tmp_path: Path, client_env: dict[str, str]) -> None:
+    bad = tmp_path / "bad.csv"
+    rows = [f"x{n},Item,http://example.com/{n}.jpg" for n in range(12)]
+    bad.write_text("S. No.,Product Name,Input Image Urls\n" + "\n".join(rows) + "\n")
+    run = batchpress("submit", str(bad), **client_env)
+    assert run.returncode == 2
+    assert "the CSV was not accepted: 12 problems" in run.stderr
+    assert "line 2, S. No.:" in run.stderr
+    assert "line 11, S. No.:" in run.stderr
+    assert "line 12" not in run.stderr
+    assert "...and 2 more" in run.stderr
+
+
+def test_unreachable_server_exits_2(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    run = batchpress("status", str(uuid.uuid4()), "--url", url)
+    assert run.returncode == 2
+    assert f"cannot reach batchpress at {url}" in run.stderr
+
+
+def test_missing_api_key_shows_the_servers_message(service: Service) -> None:
+    run = batchpress("status", str(uuid.uuid4()), BATCHPRESS_URL=service.base_url)
+    assert run.returncode == 2
+    assert "an API key is required" in run.stderr
+
+
+def test_image_options_reach_the_server(
+    tmp_path: Path, image_server: ImageServer, client_env: dict[str, str], service: Service
+) -> None:
+    """Sent when given, checked by the server; a server that does not know them refuses rather than ignores."""
+    spec = httpx.get(f"{service.base_url}/openapi.json").json()
+    source = str(product_csv(tmp_path, image_server, products=1))
+    run = batchpress("submit", source, "--output-format", "webp", "--max-dimension", "100", "--wait", **client_env)
+    if "output_format" not in json.dumps(spec["components"]["schemas"].get("Body_upload_csv_api_upload__post", {})):
+        assert run.returncode == 2
+        assert "does not support --output-format, --max-dimension" in run.stderr
+        return
+    assert run.returncode == 0, run.stderr
+    assert "options   " in run.stdout
+    assert "output_format webp" in run.stdout
+    shown = json.loads(batchpress("status", run.stdout.splitlines()[0], "--json", **client_env).stdout)
+    assert all(url.endswith(".webp") for url in shown["products"][0]["output_image_urls"])
+    refused = batchpress("submit", source, "--quality", "500", **client_env)
+    assert refused.returncode == 2
+    assert "quality" in refused.stderr
+    assert "(HTTP 400)" in refused.stderr
+
+
+def test_unfinished_request_download_exits_1(api_only: Service, tmp_path: Path) -> None:
+    """With no worker the request stays pending: its status is fine (exit 0), its CSV not there yet (exit 1)."""
+    request_id = api_only.upload("S. No.,Product Name,Input Image Urls\n1,A,http://example.com/a.jpg\n").json()[
+        "request_id"
+    ]
+    got = batchpress("download", request_id, "-o", str(tmp_path / "out.csv"), BATCHPRESS_URL=api_only.base_url)
+    assert got.returncode == 1
+    assert "not finished yet" in got.stderr
+    assert not (tmp_path / "out.csv").exists()
+    shown = batchpress("status", request_id, BATCHPRESS_URL=api_only.base_url)
+    assert shown.returncode == 0
+    assert "status    pending" in shown.stdout
+    assert "1 total: 0 done, 0 failed, 1 pending" in shown.stdout
