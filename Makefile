@@ -1,5 +1,5 @@
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format bench-scaling
+.PHONY: help run test lint format bench bench-scaling
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -10,21 +10,25 @@ run: ## Start the service on http://127.0.0.1:8000 (venv, locked deps, migration
 
 test: ## Lint, type-check and run the whole test suite
 	@./scripts/bootstrap.sh
-	.venv/bin/ruff format --check batchpress tests
-	.venv/bin/ruff check batchpress tests
+	.venv/bin/ruff format --check batchpress benchmarks tests
+	.venv/bin/ruff check batchpress benchmarks tests
 	.venv/bin/mypy
 	.venv/bin/python -m pytest
 
 lint: ## ruff and mypy only
 	@./scripts/bootstrap.sh
-	.venv/bin/ruff format --check batchpress tests
-	.venv/bin/ruff check batchpress tests
+	.venv/bin/ruff format --check batchpress benchmarks tests
+	.venv/bin/ruff check batchpress benchmarks tests
 	.venv/bin/mypy
 
 format: ## Apply ruff's formatting and safe fixes
 	@./scripts/bootstrap.sh
-	.venv/bin/ruff format batchpress tests
-	.venv/bin/ruff check --fix batchpress tests
+	.venv/bin/ruff format batchpress benchmarks tests
+	.venv/bin/ruff check --fix batchpress benchmarks tests
+
+bench: ## Throughput against the codec limit and a naive baseline, ingest, status latency (< 10 min)
+	@./scripts/bootstrap.sh
+	.venv/bin/python -m benchmarks.bench
 
 bench-scaling: ## Images/s with 1 and 2 worker processes on PostgreSQL + Redis, and their ratio
 	@./scripts/bootstrap.sh

@@ -1,0 +1,311 @@
+"""A benchmark against the codec limit: how close the service gets to decoding and encoding alone.
+
+Run with ``make bench`` (``python -m benchmarks.bench``; ``--quick`` for a smoke run on a tiny corpus). It builds a
+corpus of real photos, measures the codec limit (the service's ``compress_image`` on files in memory, one process
+per core), then the running service end to end (embedded, and PostgreSQL + Redis when both answer on 127.0.0.1),
+a naive one-task baseline, CSV ingest, and status latency under load. Each figure is the median of ``--repeats``
+runs. It prints one table and writes ``bench-results/bench.json`` with every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from benchmarks.api_load import CLIENTS, Latencies, ingest_runs, status_latency, status_request
+from benchmarks.codec import codec_runs
+from benchmarks.corpus import Corpus, build, products_csv, serve
+from benchmarks.endtoend import (
+    PG_ADMIN,
+    Run,
+    embedded,
+    naive_runs,
+    postgres_redis,
+    timed_run,
+    warm_up,
+    worker_pool_peaks,
+)
+from benchmarks.report import Row, machine, table
+from tests.support.cluster import port_open
+from tests.support.photos import make_image
+from tests.support.servers import ImageServer, Service
+
+MB = 1e6
+# Targets from the issue: end to end against the codec limit, and against the naive baseline, per set.
+CODEC_GOAL = {"jpeg": 0.85, "mixed": 0.7}
+NAIVE_GOAL = {"jpeg": 2.0, "mixed": 4.0}
+
+
+@dataclass(frozen=True)
+class Sizes:
+    jpegs: int
+    mixed: int
+    scale: float  # of every image's area
+    status_products: int
+    status_plan: dict[str, tuple[int, int]]  # per status variant: (rounds, requests per round); 0 rounds = repeats
+    ingest_rows: tuple[int, int]
+
+
+FULL = Sizes(160, 150, 1.0, 1000, {"poll": (0, 2000), "full": (1, 160)}, (10_000, 100_000))
+QUICK = Sizes(8, 8, 0.1, 20, {"poll": (1, 64), "full": (1, 32)}, (100, 500))
+
+_STARTED = time.monotonic()
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.monotonic() - _STARTED:4.0f} s] {message}", file=sys.stderr, flush=True)
+
+
+def postgres_redis_reason() -> str | None:
+    """Why the PostgreSQL + Redis run cannot happen, or None when both answer."""
+    if not port_open(6379):
+        return "no Redis on 127.0.0.1:6379"
+    try:
+        psycopg.connect(PG_ADMIN, connect_timeout=3).close()
+    except psycopg.Error as exc:
+        return f"no PostgreSQL at {PG_ADMIN} ({str(exc).strip()[:60]})"
+    return None
+
+
+def end_to_end(api: Service, sets: list[Corpus], csvs: dict[str, str], repeats: int) -> dict[str, list[Run]]:
+    results = {}
+    for corpus in sets:
+        results[corpus.name] = [timed_run(api, csvs[corpus.name], len(corpus.photos)) for _ in range(repeats)]
+        log(f"  {corpus.name}: {', '.join(f'{r.seconds:.2f}' for r in results[corpus.name])} s")
+    return results
+
+
+@contextmanager
+def section(results: dict[str, Any], name: str) -> Iterator[None]:
+    """Run one part of the benchmark; a failure is recorded and reported, and the other parts still run."""
+    try:
+        yield
+    except Exception as exc:
+        log(f"{name} FAILED:\n{traceback.format_exc()}")
+        results["errors"][name] = f"{type(exc).__name__}: {exc}"[:300]
+
+
+def measure(sizes: Sizes, repeats: int, seed: int, skip_pg: str | None) -> dict[str, Any]:
+    cores = os.cpu_count() or 1
+    plan = {name: (rounds or repeats, requests) for name, (rounds, requests) in sizes.status_plan.items()}
+    log(f"building the corpus ({sizes.jpegs} JPEGs, mixed set of {sizes.mixed})")
+    sets = build(sizes.jpegs, sizes.mixed, seed, scale=sizes.scale)
+    results: dict[str, Any] = {"sets": sets, "cores": cores, "errors": {}}
+    log(f"codec limit, {cores} processes")
+    with section(results, "codec limit"):
+        results["codec"] = {c.name: codec_runs(c, cores, repeats) for c in sets}
+        for name, runs in results["codec"].items():
+            log(f"  {name}: {', '.join(f'{r:.2f}' for r in runs)} s")
+
+    with ImageServer() as server, tempfile.TemporaryDirectory(prefix="bp-bench-") as tmp:
+        root = Path(tmp)
+        csvs = {c.name: products_csv(serve(server, c), seed) for c in sets}
+        log("end to end, embedded (SQLite + filesystem broker)")
+        with section(results, "embedded"), embedded(root / "embedded", cores) as api:
+            assert api.process is not None
+            status_id, tiny_images, tiny_seconds = status_request(api, server, sizes.status_products)
+            results["tiny_images"] = {"images": tiny_images, "seconds": tiny_seconds}
+            log(f"  warm-up: {tiny_images} tiny images in {tiny_seconds:.1f} s (includes the worker start)")
+            results["embedded"] = end_to_end(api, list(sets), csvs, repeats)
+            jpeg_rate = len(sets[0].photos) / statistics.median(r.seconds for r in results["embedded"]["jpeg"])
+            log(f"status latency, {CLIENTS} clients, idle and under load")
+            with section(results, "status"):
+                results["status"] = status_latency(api, server, status_id, sets[0], jpeg_rate, plan)
+            results["worker_pool_peaks"] = worker_pool_peaks(api.process.pid)
+        if skip_pg is None:
+            log("end to end, PostgreSQL + Redis (one API, one worker)")
+            with section(results, "postgres_redis"), postgres_redis(root / "cluster", cores) as api:
+                warm_up(api, server, make_image("jpeg", 1, (640, 480)), 4 * cores)
+                results["postgres_redis"] = end_to_end(api, list(sets), csvs, repeats)
+        else:
+            log(f"PostgreSQL + Redis part skipped: {skip_pg}")
+        log("naive baseline (one Celery task, requests + Pillow, concurrency 1)")
+        with section(results, "naive"):
+            results["naive"] = naive_runs({c.name: [server.url(p.path) for p in c.photos] for c in sets}, repeats)
+            for name, runs in results["naive"].items():
+                log(f"  {name}: {', '.join(f'{r:.2f}' for r in runs)} s")
+        log("ingest (serve --no-worker)")
+        results["ingest"] = {}
+        for rows in sizes.ingest_rows:
+            with section(results, f"ingest {rows}"):
+                results["ingest"][rows] = ingest_runs(root / f"ingest-{rows}", rows, repeats)
+                log(f"  {rows} rows: {', '.join(f'{r:.2f}' for r in results['ingest'][rows][0])} s")
+    return results
+
+
+def throughput_row(metric: str, corpus: Corpus, runs: list[float], **extra: Any) -> Row:
+    seconds = statistics.median(runs)
+    unit = f"images/s ({corpus.megapixels / seconds:.0f} MP/s)"
+    return Row(metric, len(corpus.photos) / seconds, unit, runs=[len(corpus.photos) / r for r in runs], **extra)
+
+
+def latency_row(label: str, rounds: list[Latencies], goal_ms: float) -> Row:
+    p99 = [r.p99 * 1000 for r in rounds]
+    p50 = statistics.median(r.p50 * 1000 for r in rounds)
+    rps = statistics.median(r.requests_per_second for r in rounds)
+    cpu = statistics.median(r.cpu_percent for r in rounds)
+    unit = f"ms (p50 {p50:.0f} ms, {rps:.0f} req/s, CPU {cpu:.0f} %)"
+    return Row(
+        label, statistics.median(p99), unit, f"< {goal_ms:.0f} ms", goal=goal_ms, higher_is_better=False, runs=p99
+    )
+
+
+def build_rows(results: dict[str, Any], sizes: Sizes, skip_pg: str | None) -> list[Row]:
+    """The table's rows; a part that failed or was skipped gets one row that says so."""
+    sets: tuple[Corpus, Corpus] = results["sets"]
+    failed = Row("", None, "", note="FAILED (see below)")
+    rows: list[Row] = []
+    codec_rate: dict[str, float] = {}
+    if "codec" in results:
+        for c in sets:
+            runs = results["codec"][c.name]
+            rows.append(throughput_row(f"codec limit, {c.name}, {results['cores']} processes", c, runs))
+            codec_rate[c.name] = len(c.photos) / statistics.median(runs)
+    else:
+        rows.append(replace(failed, metric="codec limit"))
+    for mode, label in (("embedded", "embedded"), ("postgres_redis", "PostgreSQL + Redis")):
+        if mode not in results:
+            note = f"skipped ({skip_pg})" if mode == "postgres_redis" and skip_pg else failed.note
+            rows.append(Row(f"end to end, {label}", None, "", note=note))
+            continue
+        for c in sets:
+            runs = [r.seconds for r in results[mode][c.name]]
+            ratio = len(c.photos) / statistics.median(runs) / codec_rate[c.name] if codec_rate else None
+            goal = CODEC_GOAL[c.name]
+            row = throughput_row(f"end to end, {label}, {c.name}", c, runs, target=f">= {goal}x codec limit")
+            row.ratio, row.goal = ratio, goal
+            rows.append(row)
+        first = [r.first_image_seconds * 1000 for c in sets for r in results[mode][c.name]]
+        row = Row(f"first image, {label}", statistics.median(first), "ms after the 202", "<= 300 ms", runs=first)
+        row.goal, row.higher_is_better = 300.001, False
+        rows.append(row)
+    for c in sets:
+        if "naive" not in results:
+            rows.append(replace(failed, metric="naive baseline"))
+            break
+        runs = results["naive"][c.name]
+        row = throughput_row(f"naive baseline (requests), {c.name}", c, runs)
+        row.target, row.goal = f"embedded >= {NAIVE_GOAL[c.name]:.0f}x this", NAIVE_GOAL[c.name]
+        if "embedded" in results:
+            row.ratio = statistics.median(runs) / statistics.median(r.seconds for r in results["embedded"][c.name])
+        rows.append(row)
+    small, large = sizes.ingest_rows
+    for count in (small, large):
+        if count not in results["ingest"]:
+            rows.append(replace(failed, metric=f"ingest {count:,} rows"))
+            continue
+        runs, peak = results["ingest"][count]
+        row = Row(f"ingest {count:,} rows (3 URLs each)", statistics.median(runs), "s to the 202", runs=runs)
+        rows.append(row)
+        if count == large:
+            row.target, row.goal, row.higher_is_better = "< 5 s", 5.0, False
+            rss = Row(f"API peak RSS, {large:,}-row ingest", peak / MB, "MB (VmHWM)", "< 300 MB", goal=300.0)
+            rss.higher_is_better = False
+            rows.append(rss)
+    if "status" in results:
+        latencies = results["status"]["latencies"]
+        what = {"poll": "progress poll (limit=1)", "full": f"full page ({sizes.status_products} products)"}
+        for name in latencies:
+            rows.append(latency_row(f"status p99, {what[name]}, idle", latencies[name]["idle"], 25))
+            rows.append(latency_row(f"status p99, {what[name]}, under load", latencies[name]["busy"], 100))
+    else:
+        rows.append(replace(failed, metric="status latency"))
+    peaks = results.get("worker_pool_peaks")
+    rows.append(Row("worker pool process peak RSS (max)", max(peaks) / MB if peaks else None, "MB (VmHWM)"))
+    return rows
+
+
+def detail(results: dict[str, Any]) -> dict[str, Any]:
+    """Every run, for the JSON."""
+    out: dict[str, Any] = {
+        "errors": results["errors"],
+        "codec_seconds": results.get("codec"),
+        "end_to_end": {
+            mode: {name: [r.__dict__ for r in runs] for name, runs in results[mode].items()}
+            for mode in ("embedded", "postgres_redis")
+            if mode in results
+        },
+        "naive_seconds": results.get("naive"),
+        "ingest": {str(k): {"seconds": v[0], "api_peak_rss_bytes": v[1]} for k, v in results["ingest"].items()},
+        "worker_pool_peak_rss_bytes": results.get("worker_pool_peaks"),
+        "tiny_images_embedded": results.get("tiny_images"),
+    }
+    if "status" in results:
+        status = results["status"]
+        out["status"] = {
+            **{k: v for k, v in status.items() if k != "latencies"},
+            "latencies": {
+                name: {phase: [r.as_dict() for r in rounds] for phase, rounds in phases.items()}
+                for name, phases in status["latencies"].items()
+            },
+        }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny corpus, 1 repeat, no PostgreSQL/Redis part")
+    parser.add_argument("--repeats", type=int, help="runs per figure (default 3, or 1 with --quick)")
+    parser.add_argument("--jpegs", type=int, help=f"images in the JPEG set (default {FULL.jpegs})")
+    parser.add_argument("--mixed", type=int, help=f"images in the mixed set (default {FULL.mixed})")
+    parser.add_argument("--seed", type=int, default=20260101)
+    parser.add_argument("--json", type=Path, default=Path("bench-results/bench.json"))
+    args = parser.parse_args()
+    sizes = QUICK if args.quick else FULL
+    sizes = replace(sizes, jpegs=args.jpegs or sizes.jpegs, mixed=args.mixed or sizes.mixed)
+    repeats = args.repeats or (1 if args.quick else 3)
+    info = machine()
+    skip_pg = "--quick" if args.quick else postgres_redis_reason()
+
+    results = measure(sizes, repeats, args.seed, skip_pg)
+    rows = build_rows(results, sizes, skip_pg)
+    wall = time.monotonic() - _STARTED
+    info["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+
+    print(
+        f"\nmachine: {info['cores']} cores, {info['cpu']}; Python {info['python']}, Pillow {info['pillow']}, "
+        f"libjpeg-turbo {info['libjpeg_turbo']}; load average {info['load_average_at_start']} at start, "
+        f"{info['load_average_at_end']} at end"
+    )
+    for c in results["sets"]:
+        d = c.describe()
+        print(
+            f"corpus {c.name}: {d['images']} images, {d['megapixels']} MP, {d['input_megabytes']} MB, "
+            f"{d['by_format']}, largest {d['largest_megapixels']} MP"
+        )
+    print(f"median of {repeats} run(s), wall time {wall:.0f} s\n")
+    print(table(rows), flush=True)
+    for name, error in results["errors"].items():
+        print(f"FAILED {name}: {error}")
+
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    report = {
+        "machine": info,
+        "quick": args.quick,
+        "repeats": repeats,
+        "seed": args.seed,
+        "corpus": {c.name: c.describe() for c in results["sets"]},
+        "wall_seconds": round(wall, 1),
+        "rows": [row.as_dict() for row in rows],
+        "detail": detail(results),
+    }
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    if results["errors"]:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

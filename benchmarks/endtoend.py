@@ -1,0 +1,167 @@
+"""End-to-end runs: a CSV uploaded to a running service until its terminal status, and the naive baseline.
+
+Services run with the production defaults for lease and sweep interval (60 s), not the tests' short ones.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil
+
+from benchmarks import naive
+from tests.support.cluster import Cluster, postgres_database
+from tests.support.servers import REPO, ImageServer, Service
+
+TERMINAL = {"completed", "completed_with_errors", "failed"}
+PG_ADMIN = "postgresql://root@127.0.0.1:5432/test"
+NAIVE_WORKER = (sys.executable, "-m", "celery", "-A", "benchmarks.naive", "worker", "--concurrency=1", "-l", "INFO")
+DEFAULTS = {"BATCHPRESS_LEASE_SECONDS": "60", "BATCHPRESS_SWEEP_INTERVAL_SECONDS": "60"}
+
+
+@dataclass(frozen=True)
+class Run:
+    seconds: float  # from the upload's 202 to the first status poll that shows a terminal status
+    first_image_seconds: float  # from the upload's 202 to the first poll that shows processed >= 1
+    processed: int
+
+
+def upload(base_url: str, csv_text: str) -> tuple[str, float]:
+    """POST the CSV; returns the request id and the monotonic time the 202 arrived."""
+    files = {"file": ("products.csv", csv_text.encode(), "text/csv")}
+    response = httpx.post(f"{base_url}/api/upload/", files=files, timeout=120)
+    answered = time.monotonic()
+    if response.status_code != 202:
+        raise RuntimeError(f"upload answered {response.status_code}: {response.text[:300]}")
+    return str(response.json()["request_id"]), answered
+
+
+def timed_run(api: Service, csv_text: str, images: int, timeout: float = 600) -> Run:
+    """Upload, poll every 20 ms until the first image is done, then every 0.1 s (with limit=1) until terminal."""
+    request_id, answered = upload(api.base_url, csv_text)
+    first: float | None = None
+    with httpx.Client(base_url=api.base_url, timeout=30) as client:
+        while True:
+            status = client.get(f"/api/status/{request_id}/", params={"limit": 1}).json()
+            now = time.monotonic()
+            if first is None and status["progress"]["processed"] >= 1:
+                first = now - answered
+            if status["status"] in TERMINAL:
+                break
+            if now - answered > timeout:
+                raise RuntimeError(f"request stuck at {status['progress']}:\n{api.log()}")
+            time.sleep(0.02 if first is None else 0.1)
+    if status["progress"]["processed"] != images:
+        raise RuntimeError(f"expected {images} images processed, got {status['progress']}:\n{api.log()}")
+    return Run(now - answered, first if first is not None else now - answered, images)
+
+
+def warm_up(api: Service, server: ImageServer, jpeg: bytes, images: int) -> None:
+    """A small batch first, so every pool process has its connections and imports before anything is timed."""
+    urls = [server.add(f"/warm/{uuid.uuid4().hex}.jpg", jpeg) for _ in range(images)]
+    lines = ["S. No.,Product Name,Input Image Urls", *(f"{i},Warm {i},{u}" for i, u in enumerate(urls, 1))]
+    timed_run(api, "\n".join(lines) + "\n", images, timeout=120)
+
+
+@contextmanager
+def embedded(root: Path, cores: int) -> Iterator[Service]:
+    """``batchpress serve``: API plus its supervised worker, SQLite and the filesystem broker."""
+    service = Service(root, {**DEFAULTS, "BATCHPRESS_WORKER_CONCURRENCY": str(cores)})
+    try:
+        yield service.start()
+    finally:
+        service.stop()
+
+
+@contextmanager
+def postgres_redis(root: Path, cores: int) -> Iterator[Service]:
+    """One API (``serve --no-worker``) and one ``batchpress worker`` on PostgreSQL and Redis, fresh database."""
+    with postgres_database(PG_ADMIN, f"bp_bench_{uuid.uuid4().hex[:8]}") as database:
+        cluster = Cluster(
+            root,
+            {
+                **DEFAULTS,
+                "BATCHPRESS_DATABASE_URL": database,
+                "BATCHPRESS_BROKER_URL": "redis://127.0.0.1:6379/7",
+                "BATCHPRESS_QUEUE_NAME": f"bench-{uuid.uuid4().hex[:8]}",
+            },
+        )
+        try:
+            api = cluster.add_api()
+            cluster.add_worker(concurrency=cores)
+            yield api
+        finally:
+            cluster.stop()
+
+
+def vm_hwm_bytes(pid: int) -> int:
+    """Peak resident set size of a live process, from the kernel's VmHWM."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmHWM for process {pid}")
+
+
+def worker_pool_peaks(serve_pid: int) -> list[int]:
+    """VmHWM of each pool process: the children of the worker child that ``serve`` supervises."""
+    peaks: list[int] = []
+    for worker in psutil.Process(serve_pid).children():
+        peaks.extend(vm_hwm_bytes(child.pid) for child in worker.children())
+    return peaks
+
+
+def naive_runs(url_sets: dict[str, list[str]], repeats: int) -> dict[str, list[float]]:
+    """Seconds from enqueueing the one task to its marker file, per set and repeat, on one worker started
+    beforehand."""
+    with tempfile.TemporaryDirectory(prefix="bp-naive-") as tmp:
+        root = Path(tmp)
+        env = {**os.environ, "NAIVE_QUEUE_DIR": str(root / "queue")}
+        log_path = root / "worker.log"
+        with log_path.open("ab") as log:
+            worker = subprocess.Popen(
+                [*NAIVE_WORKER, "--pool=prefork", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+                env=env,
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            deadline = time.monotonic() + 60
+            while "ready." not in log_path.read_text(errors="replace"):
+                if worker.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"naive worker did not start:\n{log_path.read_text(errors='replace')}")
+                time.sleep(0.1)
+            app = naive.make_app(str(root / "queue"))
+            runs: dict[str, list[float]] = {}
+            for name, urls in url_sets.items():
+                for repeat in range(repeats):
+                    out_dir = root / f"out-{name}-{repeat}"
+                    out_dir.mkdir()
+                    marker = root / f"done-{name}-{repeat}.json"
+                    started = time.monotonic()
+                    app.send_task(naive.TASK, args=(urls, str(out_dir), str(marker)))
+                    while not marker.exists():
+                        if worker.poll() is not None or time.monotonic() - started > 900:
+                            raise RuntimeError(f"naive run failed:\n{log_path.read_text(errors='replace')[-4000:]}")
+                        time.sleep(0.02)
+                    runs.setdefault(name, []).append(time.monotonic() - started)
+            return runs
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
