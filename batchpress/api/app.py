@@ -45,7 +45,12 @@ def create_app() -> FastAPI:
     app.include_router(operations_router, tags=["operations"])
     app.include_router(pages.router)
 
-    @app.get("/healthz", tags=["operations"], summary="The process is up")
+    @app.get(
+        "/healthz",
+        tags=["operations"],
+        summary="The process is up",
+        responses={200: {"content": {"application/json": {"example": {"status": "ok"}}}}},
+    )
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 

@@ -43,7 +43,16 @@ def csv_line(cells: list[str]) -> str:
     summary="The output CSV of a finished request",
     response_class=StreamingResponse,
     responses={
-        200: {"content": {"text/csv": {}}, "description": "S. No.,Product Name,Input Image Urls,Output Image Urls"},
+        200: {
+            "description": "S. No.,Product Name,Input Image Urls,Output Image Urls",
+            "content": {
+                "text/csv": {
+                    "example": "S. No.,Product Name,Input Image Urls,Output Image Urls\r\n"
+                    '1,SKU1,"https://cdn.example.com/a.jpg,https://cdn.example.com/b.png",'
+                    '"http://127.0.0.1:8000/images/6f1c.../1-1.jpg,"\r\n'
+                }
+            },
+        },
         **error_responses(401, 404, 409, e409="the request has not finished yet"),
     },
 )

@@ -13,11 +13,11 @@ from typing import Annotated, Any, Self
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import AfterValidator, BaseModel, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy import select
 
 from batchpress.api.errors import ApiError
-from batchpress.api.schemas import error_responses
+from batchpress.api.schemas import EXAMPLE_ID, error_responses
 from batchpress.config import get_settings
 from batchpress.db.engine import session_scope
 from batchpress.ingest.csv_reader import url_problem
@@ -76,6 +76,10 @@ class ProcessingCallback(BaseModel):
 
 
 class CallbackRecorded(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"recorded": True, "image_id": 17, "request_status": "processing"}]}
+    )
+
     recorded: bool = Field(description="false when the image was already final: a repeated delivery, or a worker won")
     image_id: int
     request_status: str
@@ -134,7 +138,25 @@ def _request_status(request_id: uuid.UUID) -> str:
 SIGNED_JSON: dict[str, Any] = {
     "requestBody": {
         "required": True,
-        "content": {"application/json": {"schema": ProcessingCallback.model_json_schema()}},
+        "content": {
+            "application/json": {
+                "schema": ProcessingCallback.model_json_schema(),
+                "examples": {
+                    "compressed": {
+                        "value": {
+                            "request_id": EXAMPLE_ID,
+                            "image_id": 17,
+                            "output_url": "https://cdn.example.com/out/17.jpg",
+                            "input_bytes": 482113,
+                            "output_bytes": 120544,
+                        }
+                    },
+                    "failed, by serial and position": {
+                        "value": {"request_id": EXAMPLE_ID, "serial_number": 3, "position": 2, "error": "timed out"}
+                    },
+                },
+            }
+        },
     }
 }
 

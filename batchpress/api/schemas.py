@@ -4,10 +4,14 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+EXAMPLE_ID = "6f1c2a3e-4b5d-4c7e-9f80-1a2b3c4d5e6f"
 
 
 class UploadAccepted(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"request_id": EXAMPLE_ID}]})
+
     request_id: uuid.UUID
 
 
@@ -52,6 +56,46 @@ class OptionsOut(BaseModel):
 
 
 class RequestStatusOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "request_id": EXAMPLE_ID,
+                    "status": "completed_with_errors",
+                    "created_at": "2026-11-23T22:31:45.181051Z",
+                    "updated_at": "2026-11-23T22:31:45.727317Z",
+                    "finished_at": "2026-11-23T22:31:45.727317Z",
+                    "progress": {"total_images": 3, "processed": 2, "failed": 1, "pending": 0},
+                    "options": {"quality": 50, "output_format": "original", "max_dimension": None},
+                    "output_csv_url": f"http://127.0.0.1:8000/api/requests/{EXAMPLE_ID}/output.csv",
+                    "webhook": None,
+                    "total_products": 2,
+                    "offset": 0,
+                    "limit": 1000,
+                    "products": [
+                        {
+                            "serial_number": 1,
+                            "product_name": "SKU1",
+                            "input_image_urls": ["https://cdn.example.com/a.jpg", "https://cdn.example.com/b.png"],
+                            "output_image_urls": [
+                                f"http://127.0.0.1:8000/images/{EXAMPLE_ID}/1-1.jpg",
+                                f"http://127.0.0.1:8000/images/{EXAMPLE_ID}/1-2.png",
+                            ],
+                            "errors": [],
+                        },
+                        {
+                            "serial_number": 2,
+                            "product_name": "SKU2",
+                            "input_image_urls": ["https://cdn.example.com/c.jpg"],
+                            "output_image_urls": [None],
+                            "errors": ["image 1 (https://cdn.example.com/c.jpg): HTTP 404 Not Found"],
+                        },
+                    ],
+                }
+            ]
+        }
+    )
+
     request_id: uuid.UUID
     status: str
     created_at: dt.datetime
@@ -75,6 +119,27 @@ class ErrorDetail(BaseModel):
 
 
 class ErrorResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": {
+                        "code": "invalid_csv",
+                        "message": "the CSV was not accepted: 1 problem",
+                        "details": [
+                            {
+                                "line": 3,
+                                "field": "S. No.",
+                                "message": "serial number 1 is repeated; it was first used on line 2",
+                            }
+                        ],
+                        "request_id": "9b2f4c1d8e7a6b5c",
+                    }
+                }
+            ]
+        }
+    )
+
     error: ErrorDetail
 
 

@@ -6,13 +6,13 @@ import datetime as dt
 import uuid
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from batchpress.api.auth import KeyId, owned_request
 from batchpress.api.errors import ApiError
-from batchpress.api.schemas import WebhookAttemptOut, WebhookOut, error_responses
+from batchpress.api.schemas import EXAMPLE_ID, WebhookAttemptOut, WebhookOut, error_responses
 from batchpress.db.engine import session_scope
 from batchpress.models import ProcessingRequest, RequestStatus, WebhookAttempt, WebhookEvent, WebhookState
 from batchpress.webhooks.delivery import reopen
@@ -69,6 +69,14 @@ def webhook_status(session: Session, request: ProcessingRequest) -> WebhookOut |
 
 
 class RedeliveryAccepted(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"request_id": EXAMPLE_ID, "event_id": "msg_2b7c0e9a4f1d4e6b8a3c5d7e9f1a2b3c", "state": "pending"}
+            ]
+        }
+    )
+
     request_id: uuid.UUID
     event_id: str
     state: str

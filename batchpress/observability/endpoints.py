@@ -28,7 +28,27 @@ class Readiness(BaseModel):
     "/readyz",
     response_model=Readiness,
     summary="The database, broker and storage answer",
-    responses={503: {"model": Readiness, "description": "a dependency failed; its check says how"}},
+    responses={
+        200: {
+            "content": {
+                "application/json": {
+                    "example": {"status": "ready", "checks": {"database": "ok", "broker": "ok", "storage": "ok"}}
+                }
+            }
+        },
+        503: {
+            "model": Readiness,
+            "description": "a dependency failed; its check says how",
+            "content": {
+                "application/json": {
+                    "example": {
+                        "status": "not_ready",
+                        "checks": {"database": "ok", "broker": "unreachable: connection refused", "storage": "ok"},
+                    }
+                }
+            },
+        },
+    },
 )
 def readyz() -> JSONResponse:
     """Each check is bounded, so the probe answers within about two seconds whatever hangs."""
