@@ -64,6 +64,8 @@ def test_batch_is_compressed_end_to_end(start_service: StartService, image_serve
         "pending": 0,
     }
     assert status["total_products"] == 25
+    assert status["progress"]["bytes_in"] == sum(len(data) for data in inputs.values())
+    assert 0 < status["progress"]["bytes_out"] < status["progress"]["bytes_in"]
     products = status["products"]
     assert [p["serial_number"] for p in products] == list(range(1, 26))
     assert products[0]["product_name"] == "Product 1, size M"

@@ -20,6 +20,8 @@ class Progress(BaseModel):
     processed: int = Field(description="images compressed successfully")
     failed: int
     pending: int = Field(description="images not finished yet")
+    bytes_in: int = Field(default=0, description="total size of the compressed images' inputs")
+    bytes_out: int = Field(default=0, description="total size of their outputs; bytes saved = bytes_in - bytes_out")
 
 
 class ProductStatus(BaseModel):
@@ -28,6 +30,8 @@ class ProductStatus(BaseModel):
     input_image_urls: list[str]
     output_image_urls: list[str | None] = Field(description="in input order; null while pending or if it failed")
     errors: list[str] = Field(description="one line per failed image, naming its position and URL")
+    bytes_in: int = Field(default=0, description="input bytes of this product's compressed images")
+    bytes_out: int = Field(default=0, description="output bytes of this product's compressed images")
 
 
 class WebhookAttemptOut(BaseModel):

@@ -35,10 +35,19 @@ def request_status(
     with session_scope(read_only=True) as session:
         request = owned_request(session, request_id, key_id)
         rid = request.id
-        counts = dict(
-            session.execute(select(Image.state, func.count()).where(Image.request_id == rid).group_by(Image.state))
-            .tuples()
-            .all()
+        tally = session.execute(
+            select(
+                Image.state,
+                func.count(),
+                func.coalesce(func.sum(Image.input_bytes), 0),
+                func.coalesce(func.sum(Image.output_bytes), 0),
+            )
+            .where(Image.request_id == rid)
+            .group_by(Image.state)
+        ).all()
+        counts = {state: n for state, n, _, _ in tally}
+        done_bytes = next(
+            ((int(i or 0), int(o or 0)) for state, _, i, o in tally if state == ImageState.DONE.value), (0, 0)
         )
         total_products = session.scalar(select(func.count()).where(Product.request_id == rid)) or 0
         webhook = webhook_status(session, request)
@@ -59,6 +68,8 @@ def request_status(
                     Image.output_key,
                     Image.state,
                     Image.error,
+                    Image.input_bytes,
+                    Image.output_bytes,
                 )
                 .where(Image.product_id.in_([p.id for p in products]))
                 .order_by(Image.product_id, Image.position)
@@ -76,7 +87,14 @@ def request_status(
         created_at=as_utc(request.created_at),
         updated_at=as_utc(request.updated_at),
         finished_at=as_utc(request.finished_at) if request.finished_at else None,
-        progress=Progress(total_images=total, processed=done, failed=failed, pending=total - done - failed),
+        progress=Progress(
+            total_images=total,
+            processed=done,
+            failed=failed,
+            pending=total - done - failed,
+            bytes_in=done_bytes[0],
+            bytes_out=done_bytes[1],
+        ),
         options=OptionsOut(
             quality=request.quality, output_format=request.output_format, max_dimension=request.max_dimension
         ),
@@ -96,6 +114,10 @@ def request_status(
                     for i in by_product.get(p.id, [])
                     if i.state == ImageState.FAILED.value
                 ],
+                bytes_in=sum(i.input_bytes or 0 for i in by_product.get(p.id, []) if i.state == ImageState.DONE.value),
+                bytes_out=sum(
+                    i.output_bytes or 0 for i in by_product.get(p.id, []) if i.state == ImageState.DONE.value
+                ),
             )
             for p in products
         ],

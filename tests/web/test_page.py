@@ -181,6 +181,8 @@ def test_upload_progress_thumbnails_csv_and_recent(
     expect(page.locator("#request-id")).to_have_text(first_id)
     expect(page.locator("#status-value")).to_have_text("completed")
     expect(page.locator("#count-total")).to_have_text("4")
+    expect(page.locator("#count-saved")).to_contain_text("%")
+    assert "saved" in page.locator("#product-rows tr").first.inner_text()
     assert tab.unexpected_errors() == []
 
 

@@ -2,7 +2,7 @@
 // request ids, an API key) in localStorage.
 
 import { $, ApiFailure, STORE, TERMINAL, api, clearError, el, formatTime, safeUrl, showError, statusLabel, storage } from "./api.js";
-import { PAGE_SIZE, clearProducts, renderProducts } from "./products.js";
+import { PAGE_SIZE, clearProducts, renderProducts, savedText } from "./products.js";
 
 const POLL_MS = 1000;
 const RETRY_MS = 3000;
@@ -168,6 +168,7 @@ function renderStatus(data) {
   $("count-failed").textContent = failed;
   $("count-pending").textContent = pending;
   $("count-total").textContent = total;
+  $("count-saved").textContent = savedText(data.progress.bytes_in, data.progress.bytes_out);
 
   const csvUrl = data.output_csv_url && safeUrl(data.output_csv_url);
   if (csvUrl) $("output-csv").href = csvUrl;

@@ -32,6 +32,16 @@ function thumbnail(url, alt) {
   return el("a", { href: src, target: "_blank", rel: "noopener noreferrer" }, img);
 }
 
+/** "1.2 MB (68 %)": what compression saved, from the status API's byte totals. */
+export function savedText(bytesIn, bytesOut) {
+  if (!bytesIn) return "–";
+  const saved = Math.max(bytesIn - bytesOut, 0);
+  const units = [["GB", 1e9], ["MB", 1e6], ["kB", 1e3]];
+  const [unit, size] = units.find(([, s]) => saved >= s) || ["bytes", 1];
+  const amount = unit === "bytes" ? String(saved) : (saved / size).toFixed(1);
+  return `${amount} ${unit} (${Math.round((100 * saved) / bytesIn)} %)`;
+}
+
 function productRow(product, finished) {
   const failed = failedPositions(product.errors);
   const name = product.product_name;
@@ -57,7 +67,12 @@ function productRow(product, finished) {
     { "data-serial": product.serial_number },
     el("td", { class: "serial" }, product.serial_number),
     el("th", { scope: "row", class: "name" }, name),
-    el("td", {}, el("ul", { class: "pairs" }, ...pairs)),
+    el(
+      "td",
+      {},
+      el("ul", { class: "pairs" }, ...pairs),
+      product.bytes_in ? el("p", { class: "hint saved" }, `saved ${savedText(product.bytes_in, product.bytes_out)}`) : null,
+    ),
     el("td", {}, errors),
   );
 }
