@@ -6,6 +6,7 @@ import uuid
 from functools import lru_cache
 
 from batchpress.config import get_settings
+from batchpress.logs import request_id_var
 from batchpress.processing.download import make_client
 from batchpress.processing.pipeline import ChunkWorker, fan_out
 from batchpress.storage import get_storage
@@ -29,10 +30,18 @@ def enqueue_request(request_id: uuid.UUID) -> None:
 
 @celery_app.task(name="processing.process_images")
 def process_images(request_id: str) -> int:
-    first_chunk = fan_out(uuid.UUID(request_id), enqueue_chunk)
-    return chunk_worker().run(first_chunk) if first_chunk else 0
+    token = request_id_var.set(request_id)  # worker log lines name the request they work for
+    try:
+        first_chunk = fan_out(uuid.UUID(request_id), enqueue_chunk)
+        return chunk_worker().run(first_chunk) if first_chunk else 0
+    finally:
+        request_id_var.reset(token)
 
 
 @celery_app.task(name="processing.compress_images")
 def compress_images(request_id: str, image_ids: list[int]) -> int:
-    return chunk_worker().run(image_ids)
+    token = request_id_var.set(request_id)
+    try:
+        return chunk_worker().run(image_ids)
+    finally:
+        request_id_var.reset(token)
