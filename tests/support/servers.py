@@ -21,6 +21,11 @@ import psutil
 REPO = Path(__file__).resolve().parents[2]
 
 
+def image_counts(status: dict[str, Any]) -> dict[str, int]:
+    """The image counts of a status answer, without its byte totals."""
+    return {k: status["progress"][k] for k in ("total_images", "processed", "failed", "pending")}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
