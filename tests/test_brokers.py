@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
 
 import pytest
 
 from tests.conftest import StartService
+from tests.support.cluster import port_open
 from tests.support.photos import make_image
 from tests.support.servers import ImageServer
 
@@ -17,20 +17,12 @@ BROKERS = {
 }
 
 
-def reachable(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.mark.parametrize("broker", sorted(BROKERS))
 def test_batch_completes_on_external_broker(
     broker: str, start_service: StartService, image_server: ImageServer
 ) -> None:
     url, port = BROKERS[broker]
-    if not reachable(port):
+    if not port_open(port):
         pytest.skip(f"{broker} is not running on 127.0.0.1:{port}")
     service = start_service(BATCHPRESS_BROKER_URL=url, BATCHPRESS_QUEUE_NAME=f"test-{uuid.uuid4().hex[:8]}")
     urls = [image_server.add(f"/{broker}/{i}.jpg", make_image("jpeg", i, (640, 480))) for i in range(6)]
