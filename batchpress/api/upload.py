@@ -10,7 +10,8 @@ from batchpress.api.errors import ApiError
 from batchpress.api.schemas import UploadAccepted, error_responses
 from batchpress.config import get_settings
 from batchpress.db.engine import session_scope
-from batchpress.ingest.csv_reader import CsvRejected, read_products, url_problem
+from batchpress.ingest.csv_reader import CsvRejected, iter_products, url_problem
+from batchpress.ingest.spool import RowSpool
 from batchpress.ingest.store import RequestOptions, store_request
 from batchpress.processing.compress import output_formats
 from batchpress.processing.tasks import enqueue_request
@@ -41,28 +42,20 @@ def upload_csv(
         str | None, Form(description="shrink the longer side to at most this many pixels; never enlarges")
     ] = None,
 ) -> UploadAccepted:
-    """Validate the whole CSV, store the request in one transaction, then enqueue it; no image is fetched here."""
+    """Validate the whole CSV, store the request in one transaction, then enqueue it; no image is fetched here.
+
+    A plain ``def``: FastAPI runs it in a worker thread, so reading and storing a large file never blocks the event
+    loop that answers status reads meanwhile.
+    """
     settings = get_settings()
     options = parse_options(quality, output_format, max_dimension)
     webhook = (webhook_url or "").strip() or settings.webhook_url or None
     if webhook and (problem := url_problem(webhook)):
         raise ApiError(400, "invalid_webhook_url", f"webhook_url: {problem}", [{"field": "webhook_url"}])
-    try:
-        rows = read_products(file.file, max_bytes=settings.max_upload_bytes, max_rows=settings.max_csv_rows)
-    except CsvRejected as exc:
-        details = [{"line": p.line, "field": p.field, "message": p.message} for p in exc.problems]
-        noun = "problem" if exc.total_problems == 1 else "problems"
-        raise ApiError(
-            exc.status_code,
-            "invalid_csv",
-            f"the CSV was not accepted: {exc.total_problems} {noun}"
-            + (f" (first {len(details)} listed)" if exc.total_problems > len(details) else ""),
-            details,
-        ) from None
-    with session_scope() as session:
+    with _validated(file) as spool, session_scope() as session:
         request_id = store_request(
             session,
-            rows,
+            spool.chunks(),
             requeue_after_seconds=settings.lease_seconds,
             webhook_url=webhook,
             api_key_id=key_id,
@@ -74,6 +67,31 @@ def upload_csv(
         # Stored and pending: the sweeper enqueues it once the broker answers again.
         log.warning("could not enqueue request %s; the sweeper will retry", request_id, exc_info=True)
     return UploadAccepted(request_id=request_id)
+
+
+def _validated(file: UploadFile) -> RowSpool:
+    """The whole CSV read and checked before any write starts, so a file that fails on its last line costs the
+    database nothing, and the write transaction (which holds SQLite's single writer lock) only inserts."""
+    settings = get_settings()
+    spool = RowSpool()
+    try:
+        return spool.extend(
+            iter_products(file.file, max_bytes=settings.max_upload_bytes, max_rows=settings.max_csv_rows)
+        )
+    except CsvRejected as exc:
+        spool.close()
+        details = [{"line": p.line, "field": p.field, "message": p.message} for p in exc.problems]
+        noun = "problem" if exc.total_problems == 1 else "problems"
+        raise ApiError(
+            exc.status_code,
+            "invalid_csv",
+            f"the CSV was not accepted: {exc.total_problems} {noun}"
+            + (f" (first {len(details)} listed)" if exc.total_problems > len(details) else ""),
+            details,
+        ) from None
+    except BaseException:
+        spool.close()
+        raise
 
 
 def parse_options(quality: str | None, output_format: str | None, max_dimension: str | None) -> RequestOptions:

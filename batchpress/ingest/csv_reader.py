@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 from urllib.parse import urlsplit
@@ -129,24 +130,35 @@ def read_products(stream: BinaryIO, *, max_bytes: int, max_rows: int) -> list[Pr
 
     Any input bytes end in one of those two outcomes; only I/O errors of ``stream`` itself escape.
     """
+    return list(iter_products(stream, max_bytes=max_bytes, max_rows=max_rows))
+
+
+def iter_products(stream: BinaryIO, *, max_bytes: int, max_rows: int) -> Iterator[ProductRow]:
+    """Yield each valid row as soon as it is read, and raise ``CsvRejected`` once the end shows any problem.
+
+    Rows stop coming at the first problem, but reading goes on to the end so that the report lists them all; a
+    consumer that keeps rows as they come must drop them when the rejection arrives. Memory stays flat however long
+    the file is, which is why the upload streams through this rather than through ``read_products``.
+    """
     csv.field_size_limit(MAX_FIELD_CHARS)  # process-wide; the default 128 KiB is too small for long URL lists
     source = _CountingReader(stream, max_bytes)
     problems = _Problems()
     try:
-        rows = _parse(source, problems, max_rows)
+        for row in _parse(source, problems, max_rows):
+            if not problems.total:
+                yield row
     except _OverCap as exc:
         raise CsvRejected([CsvProblem(None, None, str(exc))], 1, status_code=413) from None
     if problems.total:
         raise CsvRejected(problems.first, problems.total)
-    return rows
 
 
-def _parse(source: _CountingReader, problems: _Problems, max_rows: int) -> list[ProductRow]:
+def _parse(source: _CountingReader, problems: _Problems, max_rows: int) -> Iterator[ProductRow]:
     text = io.TextIOWrapper(source, encoding="utf-8-sig", errors="strict", newline="")
     # strict: a stray quote becomes a reported error instead of silently swallowing the following lines.
     records = csv.reader(text, strict=True, skipinitialspace=True)
     checker: _RowChecker | None = None
-    rows: list[ProductRow] = []
+    valid_rows = 0
     product_records = 0
     line_end = 0  # the physical line on which the previous record ended
     try:
@@ -159,13 +171,14 @@ def _parse(source: _CountingReader, problems: _Problems, max_rows: int) -> list[
             if checker is None:
                 checker = _read_header(fields, start, source, problems)
                 if checker is None:
-                    return []
+                    return
                 continue
             product_records += 1
             if product_records > max_rows:
                 raise _OverCap(f"the file has more than {max_rows} product rows")
             if (row := checker.check(fields, start)) is not None:
-                rows.append(row)
+                valid_rows += 1
+                yield row
     except UnicodeDecodeError as exc:
         # The decoder saw the bytes up to the end of the last chunk read, so its offsets map back to the file.
         offset = max(source.total - len(exc.object) + exc.start, 0)
@@ -173,7 +186,7 @@ def _parse(source: _CountingReader, problems: _Problems, max_rows: int) -> list[
             problems.add(None, None, _not_a_csv(source))
         else:
             problems.add(line, None, f"the file is not valid UTF-8 near line {line} (byte {offset}); {_UTF8}")
-        return rows
+        return
     except csv.Error as exc:  # the parser cannot resume reliably after one, so reading stops here
         error = str(exc)
         reason = next((msg for key, msg in _CSV_ERRORS.items() if key in error), f"unreadable line ({error})")
@@ -181,14 +194,13 @@ def _parse(source: _CountingReader, problems: _Problems, max_rows: int) -> list[
         if checker is None:
             where, reason = None, _not_a_csv(source)
         problems.add(where, None, reason)
-        return rows
+        return
     if checker is None:
         problems.add(None, None, "the file is empty" if source.nul_line is None else _not_a_csv(source))
     elif source.nul_line is not None:
         problems.add(source.nul_line, None, f"the file contains a NUL byte at line {source.nul_line}")
-    elif not rows and not problems.total:
+    elif not valid_rows and not problems.total:
         problems.add(None, None, "the file has a header but no product rows")
-    return rows
 
 
 _UTF8 = "save it as 'CSV UTF-8'"

@@ -14,6 +14,7 @@ from batchpress.ingest.csv_reader import (
     CsvProblem,
     CsvRejected,
     ProductRow,
+    iter_products,
     read_products,
 )
 
@@ -369,3 +370,18 @@ def test_random_bytes_only_ever_raise_csv_rejected() -> None:
                 assert 1 <= len(outcome.problems) <= min(outcome.total_problems, MAX_REPORTED_PROBLEMS)
                 assert outcome.status_code in (400, 413)
                 assert all(problem.message for problem in outcome.problems)
+
+
+def test_rows_stream_out_before_the_end_and_stop_at_the_first_problem() -> None:
+    """The upload keeps rows aside as they come, so it must get them early, and none after a problem."""
+    data = make_csv(*(f"{i},Shoe {i},{URL}" for i in range(1, 3001)), "3001,,not-a-url", f"3002,Boot,{URL}")
+    stream = io.BytesIO(data)
+    rows = iter_products(stream, max_bytes=10_000_000, max_rows=10_000)
+    first = next(rows)
+    assert first == ProductRow(2, 1, "Shoe 1", (URL,))
+    assert stream.tell() < len(data)  # only part of the file has been read
+    kept = [first]
+    with pytest.raises(CsvRejected) as info:
+        kept.extend(rows)
+    assert [row.serial_number for row in kept] == list(range(1, 3001))
+    assert [(p.line, p.field) for p in info.value.problems] == [(3002, PRODUCT_NAME), (3002, IMAGE_URLS)]
