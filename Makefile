@@ -1,5 +1,5 @@
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format bench bench-scaling
+.PHONY: help run test lint format bench bench-scaling bench-codecs
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -33,3 +33,7 @@ bench: ## Throughput against the codec limit and a naive baseline, ingest, statu
 bench-scaling: ## Images/s with 1 and 2 worker processes on PostgreSQL + Redis, and their ratio
 	@./scripts/bootstrap.sh
 	.venv/bin/python -m benchmarks.scaling
+
+bench-codecs: ## Per-core speed, size and quality of Pillow, pyvips, simplejpeg, libimagequant per format
+	@./scripts/bootstrap.sh
+	.venv/bin/python -m benchmarks.codecs

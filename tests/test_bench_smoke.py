@@ -1,4 +1,4 @@
-"""`make bench` still runs: its quick mode, end to end, as a subprocess (no timing is asserted)."""
+"""`make bench` and `make bench-codecs` still run: their quick modes, as subprocesses (no timing is asserted)."""
 
 from __future__ import annotations
 
@@ -28,3 +28,21 @@ def test_quick_benchmark_prints_the_table_and_writes_the_json(tmp_path: Path) ->
     assert {"end to end, embedded, jpeg", "end to end, embedded, mixed"} <= metrics
     assert all(row["value"] is None or row["value"] > 0 for row in report["rows"])
     assert report["machine"]["cores"] >= 1
+
+
+def test_quick_codec_comparison_covers_every_format(tmp_path: Path) -> None:
+    out = tmp_path / "codecs.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.codecs", "--quick", "--json", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "| candidate" in result.stdout
+    report = json.loads(out.read_text())
+    groups = {row["group"] for row in report["results"]}
+    assert groups == {"JPEG", "PNG", "PNG alpha", "WEBP", "mixed"}
+    service = [row for row in report["results"] if row["candidate"] == "service compress_image"]
+    assert all(row["mp_per_s"] > 0 and 0 < row["size_ratio"] < 1 for row in service)

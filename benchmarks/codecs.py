@@ -1,0 +1,390 @@
+"""Which codec path, per format, by measurement: speed per core, output size and quality of every candidate.
+
+Run with ``make bench-codecs`` (``python -m benchmarks.codecs``; ``--quick`` for a smoke run on a tiny corpus).
+It builds the benchmark corpus (``benchmarks.corpus.build``), splits it into JPEG, PNG, PNG with alpha and WebP
+groups plus the whole mixed set, and times every candidate of a group over all its images in one process, with
+libvips and oxipng held to one thread, so the figures are per core: they are CPU seconds of the process, which other
+work on a shared machine disturbs far less than the clock (the JSON keeps both). Candidates run interleaved, in a
+rotated order each repeat, so the noise left hits them all alike; each figure is the median of ``--repeats`` runs.
+Size is the output's bytes over the input's; quality is PSNR (and, for PNG, mean SSIM of the luma) against the
+decoded input, composited over white where there is alpha, since that is what a product page shows. It prints one
+table and writes ``bench-results/codecs.json`` with every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from io import BytesIO
+from pathlib import Path
+
+import imagequant
+import mozjpeg_lossless_optimization
+import numpy as np
+import oxipng
+import pyvips
+import simplejpeg
+from PIL import Image, ImageOps
+from skimage.metrics import structural_similarity
+
+from batchpress.processing.compress import compress_image
+from benchmarks.corpus import Photo, build
+from benchmarks.report import machine
+
+Encode = Callable[[bytes], bytes | None]  # None: the candidate only decodes
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    run: Encode
+
+
+@dataclass
+class Result:
+    group: str
+    candidate: str
+    images: int
+    megapixels: float
+    runs: list[float]  # CPU seconds of this process for the whole group, one per repeat
+    wall_runs: list[float]  # the same runs by the clock, which other work on the machine stretches
+    size_ratio: float | None = None  # output bytes / input bytes, summed over the group
+    psnr: float | None = None  # dB, from the squared error pooled over every pixel of the group
+    ssim: float | None = None  # mean over images, luma, PNG groups only
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def seconds(self) -> float:
+        return statistics.median(self.runs)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            **asdict(self),
+            "median_seconds": self.seconds,
+            "mp_per_s": self.megapixels / self.seconds,
+            "images_per_s": self.images / self.seconds,
+        }
+
+
+def _open(data: bytes) -> Image.Image:
+    im = Image.open(BytesIO(data))
+    im.load()
+    return im
+
+
+def _save(im: Image.Image, format: str, **params: object) -> bytes:
+    out = BytesIO()
+    im.save(out, format=format, **params)
+    return out.getvalue()
+
+
+def _vips(data: bytes) -> pyvips.Image:
+    return pyvips.Image.new_from_buffer(data, "", access="sequential")
+
+
+def _service(data: bytes) -> bytes:
+    return compress_image(data, quality=50).data
+
+
+def _pil_decode(data: bytes) -> None:
+    _open(data)
+
+
+def _vips_decode(data: bytes) -> None:
+    _vips(data).copy_memory()
+
+
+def _naive(data: bytes) -> bytes:
+    """What the naive baseline's worker does to each image (``benchmarks.naive``), in memory."""
+    with Image.open(BytesIO(data)) as im:
+        fmt = str(im.format)
+        return _save(im, fmt, **({"optimize": True} if fmt == "PNG" else {"quality": 50}))
+
+
+def _pil_jpeg(**params: object) -> Encode:
+    return lambda data: _save(_open(data), "JPEG", quality=50, **params)
+
+
+def _pil_jpeg_mozjpeg_lossless(data: bytes) -> bytes:
+    return bytes(mozjpeg_lossless_optimization.optimize(_save(_open(data), "JPEG", quality=50)))
+
+
+def _simplejpeg_decode(data: bytes) -> None:
+    simplejpeg.decode_jpeg(data, colorspace="RGB")
+
+
+def _simplejpeg(fast: bool) -> Encode:
+    def run(data: bytes) -> bytes:
+        pixels = simplejpeg.decode_jpeg(data, colorspace="RGB", fastdct=fast, fastupsample=fast)
+        return bytes(simplejpeg.encode_jpeg(pixels, quality=50, colorspace="RGB", colorsubsampling="420", fastdct=fast))
+
+    return run
+
+
+def _vips_jpeg(optimize: bool) -> Encode:
+    return lambda data: bytes(_vips(data).jpegsave_buffer(Q=50, optimize_coding=optimize, keep="icc"))
+
+
+def _rgb_or_rgba(data: bytes) -> Image.Image:
+    im = _open(data)
+    return im.convert("RGBA" if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info else "RGB")
+
+
+def _octree(then_oxipng: bool) -> Encode:
+    def run(data: bytes) -> bytes:
+        palette = _rgb_or_rgba(data).quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+        out = _save(palette, "PNG", compress_level=6)
+        return bytes(oxipng.optimize_from_memory(out, level=2)) if then_oxipng else out
+
+    return run
+
+
+def _imagequant(quality: int, dither: float) -> Encode:
+    def run(data: bytes) -> bytes:
+        im = _rgb_or_rgba(data)
+        palette = imagequant.quantize_pil_image(im, dithering_level=dither, max_quality=quality)
+        return _save(palette, "PNG", compress_level=6)
+
+    return run
+
+
+def _vips_png(quality: int, effort: int, dither: float) -> Encode:
+    return lambda data: bytes(
+        _vips(data).pngsave_buffer(palette=True, Q=quality, effort=effort, dither=dither, compression=6, keep="icc")
+    )
+
+
+def _pil_webp(method: int) -> Encode:
+    return lambda data: _save(_rgb_or_rgba(data), "WEBP", quality=50, method=method)
+
+
+def _vips_webp(effort: int) -> Encode:
+    return lambda data: bytes(_vips(data).webpsave_buffer(Q=50, effort=effort, keep="icc"))
+
+
+SERVICE = Candidate("service compress_image", _service)
+PIL_DECODE = Candidate("Pillow decode only", _pil_decode)
+VIPS_DECODE = Candidate("pyvips decode only", _vips_decode)
+
+CANDIDATES: dict[str, list[Candidate]] = {
+    "JPEG": [
+        SERVICE,
+        PIL_DECODE,
+        Candidate("Pillow save(quality=50) = naive", _pil_jpeg()),
+        Candidate("Pillow quality=50 optimize", _pil_jpeg(optimize=True)),
+        Candidate("Pillow q50 + mozjpeg lossless (progressive)", _pil_jpeg_mozjpeg_lossless),
+        VIPS_DECODE,
+        Candidate("pyvips jpegsave Q=50", _vips_jpeg(optimize=False)),
+        Candidate("pyvips jpegsave Q=50 optimize_coding", _vips_jpeg(optimize=True)),
+        Candidate("simplejpeg decode only", _simplejpeg_decode),
+        Candidate("simplejpeg Q=50 4:2:0", _simplejpeg(fast=False)),
+        Candidate("simplejpeg Q=50 fastdct fastupsample", _simplejpeg(fast=True)),
+    ],
+    "PNG": [
+        SERVICE,
+        PIL_DECODE,
+        Candidate("Pillow lossless optimize=True = naive", _naive),
+        Candidate("Pillow FASTOCTREE 256", _octree(then_oxipng=False)),
+        Candidate("Pillow FASTOCTREE 256 + oxipng -o2", _octree(then_oxipng=True)),
+        Candidate("imagequant q100 no dither", _imagequant(100, 0.0)),
+        Candidate("imagequant q60 no dither", _imagequant(60, 0.0)),
+        Candidate("imagequant q60 dither", _imagequant(60, 1.0)),
+        VIPS_DECODE,
+        Candidate("pyvips palette Q=100 effort=1 no dither", _vips_png(100, 1, 0.0)),
+        Candidate("pyvips palette Q=60 effort=1 no dither", _vips_png(60, 1, 0.0)),
+        Candidate("pyvips palette Q=60 effort=4 no dither", _vips_png(60, 4, 0.0)),
+        Candidate("pyvips palette Q=60 effort=7 dither (default)", _vips_png(60, 7, 1.0)),
+    ],
+    "WEBP": [
+        SERVICE,
+        PIL_DECODE,
+        Candidate("Pillow quality=50 method=4 = naive", _pil_webp(4)),
+        Candidate("Pillow quality=50 method=2", _pil_webp(2)),
+        VIPS_DECODE,
+        Candidate("pyvips webpsave Q=50 effort=4", _vips_webp(4)),
+        Candidate("pyvips webpsave Q=50 effort=2", _vips_webp(2)),
+    ],
+    "mixed": [SERVICE, Candidate("naive baseline's codec work", _naive)],
+}
+CANDIDATES["PNG alpha"] = CANDIDATES["PNG"]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    jpegs: int
+    mixed: int  # 15 % PNG (half with alpha), 15 % WebP, the rest JPEG
+    scale: float
+    repeats: int
+
+
+FULL = Sizes(48, 66, 1.0, 5)
+QUICK = Sizes(3, 14, 0.05, 1)
+
+
+def groups(photos_jpeg: tuple[Photo, ...], photos_mixed: tuple[Photo, ...]) -> dict[str, list[Photo]]:
+    def has_alpha(photo: Photo) -> bool:
+        with Image.open(BytesIO(photo.data)) as im:
+            return im.mode in ("RGBA", "LA")
+
+    pngs = [p for p in photos_mixed if p.format == "PNG"]
+    return {
+        "JPEG": list(photos_jpeg),
+        "PNG": [p for p in pngs if not has_alpha(p)],
+        "PNG alpha": [p for p in pngs if has_alpha(p)],
+        "WEBP": [p for p in photos_mixed if p.format == "WEBP"],
+        "mixed": list(photos_mixed),
+    }
+
+
+def time_group(name: str, photos: list[Photo], candidates: list[Candidate], repeats: int) -> list[Result]:
+    """Seconds per candidate for the whole group, candidates rotated each repeat; keeps the last outputs."""
+    files = [p.data for p in photos]
+    megapixels = sum(p.megapixels for p in photos)
+    for candidate in candidates:  # first calls load libraries and build tables
+        candidate.run(files[0])
+    runs: dict[str, list[float]] = {c.name: [] for c in candidates}
+    wall_runs: dict[str, list[float]] = {c.name: [] for c in candidates}
+    outputs: dict[str, list[bytes | None]] = {}
+    for repeat in range(repeats):
+        shift = repeat % len(candidates)
+        for candidate in candidates[shift:] + candidates[:shift]:
+            started, started_cpu = time.perf_counter(), time.process_time()
+            produced = [candidate.run(data) for data in files]
+            runs[candidate.name].append(time.process_time() - started_cpu)
+            wall_runs[candidate.name].append(time.perf_counter() - started)
+            outputs[candidate.name] = produced
+    results = []
+    for candidate in candidates:
+        result = Result(name, candidate.name, len(files), megapixels, runs[candidate.name], wall_runs[candidate.name])
+        produced = outputs[candidate.name]
+        if all(out is not None for out in produced):
+            judge(result, files, [out for out in produced if out is not None], with_ssim=name.startswith("PNG"))
+        results.append(result)
+    return results
+
+
+def _shown(data: bytes) -> Image.Image:
+    """Decoded and upright, over white if it has alpha: what a product page shows."""
+    im = ImageOps.exif_transpose(_open(data))
+    if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
+        rgba = im.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
+    return im.convert("RGB")
+
+
+def judge(result: Result, inputs: list[bytes], outputs: list[bytes], *, with_ssim: bool) -> None:
+    result.size_ratio = sum(map(len, outputs)) / sum(map(len, inputs))
+    squared_error = 0.0
+    pixels = 0
+    ssims = []
+    for data, out in zip(inputs, outputs, strict=True):
+        reference, candidate = _shown(data), _shown(out)
+        a = np.asarray(reference, dtype=np.int32)
+        b = np.asarray(candidate, dtype=np.int32)
+        squared_error += float(((a - b) ** 2).sum())
+        pixels += a.size
+        if with_ssim:
+            ssims.append(
+                structural_similarity(
+                    np.asarray(reference.convert("L")), np.asarray(candidate.convert("L")), data_range=255
+                )
+            )
+    mse = squared_error / pixels
+    result.psnr = float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+    result.ssim = float(np.mean(ssims)) if ssims else None
+
+
+def versions() -> dict[str, object]:
+    def dist(name: str) -> str:
+        return importlib.metadata.version(name)
+
+    return {
+        **machine(),
+        "pyvips": dist("pyvips"),
+        "libvips": ".".join(str(pyvips.version(i)) for i in range(3)),
+        "pyvips_binary": dist("pyvips-binary"),
+        "simplejpeg": dist("simplejpeg"),
+        "imagequant": dist("imagequant"),
+        "pyoxipng": dist("pyoxipng"),
+        "mozjpeg_lossless_optimization": dist("mozjpeg-lossless-optimization"),
+        "numpy": np.__version__,
+    }
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    if value is None:
+        return ""
+    return "inf" if value == float("inf") else f"{value:.{digits}f}"
+
+
+def table(results: list[Result]) -> str:
+    header = ("group", "candidate", "MP/s", "images/s", "ms/image", "size", "PSNR dB", "SSIM", "runs MP/s (min-max)")
+    cells = [
+        (
+            r.group,
+            r.candidate,
+            f"{r.megapixels / r.seconds:.1f}",
+            f"{r.images / r.seconds:.1f}",
+            f"{r.seconds / r.images * 1000:.1f}",
+            _fmt(r.size_ratio, 3),
+            _fmt(r.psnr, 2),
+            _fmt(r.ssim, 4),
+            f"{r.megapixels / max(r.runs):.1f}-{r.megapixels / min(r.runs):.1f}" if len(r.runs) > 1 else "",
+        )
+        for r in results
+    ]
+    widths = [max(len(line[i]) for line in (header, *cells)) for i in range(len(header))]
+
+    def render(line: tuple[str, ...]) -> str:
+        parts = [c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True))]
+        return "| " + " | ".join(parts) + " |"
+
+    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([render(header), rule, *(render(c) for c in cells)])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny corpus, 1 repeat")
+    parser.add_argument("--repeats", type=int, help=f"runs per figure (default {FULL.repeats}, 1 with --quick)")
+    parser.add_argument("--only", nargs="+", choices=list(CANDIDATES), default=list(CANDIDATES))
+    parser.add_argument("--seed", type=int, default=20260101)
+    parser.add_argument("--json", type=Path, default=Path("bench-results/codecs.json"))
+    args = parser.parse_args()
+    sizes = QUICK if args.quick else FULL
+    repeats = args.repeats or sizes.repeats
+
+    # Per core: the service runs one image per worker process, so libraries must not spread over threads.
+    pyvips.concurrency_set(1)
+    pyvips.cache_set_max(0)
+    os.environ["RAYON_NUM_THREADS"] = "1"  # oxipng's pool, read when it first starts
+
+    jpeg_set, mixed_set = build(sizes.jpegs, sizes.mixed, args.seed, scale=sizes.scale)
+    load_before = os.getloadavg()
+    results: list[Result] = []
+    for name, photos in groups(jpeg_set.photos, mixed_set.photos).items():
+        if name in args.only and photos:
+            print(f"[codecs] {name}: {len(photos)} images, {repeats} repeats", file=sys.stderr, flush=True)
+            results.extend(time_group(name, photos, CANDIDATES[name], repeats))
+    info = {**versions(), "load_average_at_end": [round(x, 2) for x in os.getloadavg()]}
+    info["load_average_at_start"] = [round(x, 2) for x in load_before]
+
+    print(table(results))
+    print(
+        f"\nload average (1, 5, 15 min) at start {info['load_average_at_start']}, at end {info['load_average_at_end']}"
+    )
+    print(", ".join(f"{k} {v}" for k, v in info.items() if not k.startswith("load")))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    report = {"machine": info, "repeats": repeats, "results": [r.as_dict() for r in results]}
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
