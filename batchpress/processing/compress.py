@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from io import BytesIO
 from typing import Any
 
+import simplejpeg
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError, features
 
 from batchpress.processing.sniff import ImageType, describe, sniff
@@ -64,6 +65,10 @@ def output_formats() -> list[str]:
     return ["original", "jpeg", "webp", *(["avif"] if features.check("avif") else [])]
 
 
+_ORIENTATION = 0x0112  # the EXIF tag
+_ICC_MARKER = b"ICC_PROFILE\x00"
+_ICC_CHUNK = 65_519  # an APP2 segment's 65,535 bytes less its length field, marker name and chunk numbers
+
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 
 # 64 evenly spaced grey levels that keep pure black and pure white exact (white backgrounds stay #fff).
@@ -108,8 +113,11 @@ def compress_image(
     re-encoded image the answer even when it is not smaller, since the user asked for that format or size.
 
     - JPEG (and GIF, BMP, TIFF: first frame, transparency flattened onto white) -> baseline JPEG with
-      libjpeg's standard tables scaled to ``quality``, 4:2:0, ``optimize=True``: Huffman optimisation measured
-      4-8 % smaller files for ~8-14 ms more per 3 MP image, a cost paid once for bytes served many times.
+      libjpeg's standard tables scaled to ``quality``, 4:2:0, standard Huffman tables. Optimised Huffman tables
+      (``optimize=True``) measured 12 % smaller files but 30 % fewer megapixels per second per core, which put
+      the service below a plain Pillow re-save and its throughput targets out of reach (docs/performance.md,
+      "Codec comparison"). Upright RGB and grey JPEGs, the common case, go through ``simplejpeg`` (see
+      ``_recompress_plain_jpeg``).
     - PNG -> 256-colour palette PNG keeping alpha (see ``_encode_png``); ``quality`` does not apply.
     - WebP -> lossy WebP at ``quality`` keeping alpha; animated WebP keeps only its first frame, as does every
       other multi-frame input, because product pages show stills.
@@ -136,6 +144,12 @@ def compress_image(
         try:
             with Image.open(BytesIO(data), formats=[kind]) as opened:
                 _check_pixels(opened.size, max_pixels)
+                plain = kind == "JPEG" and output_format in ("original", "jpeg") and max_dimension is None
+                if plain and (encoded := _recompress_plain_jpeg(opened, data, quality)) is not None:
+                    width, height = opened.size
+                    if output_format == "original" and len(encoded) >= len(data):
+                        return CompressedImage(data, kind, "jpg", width, height, kept_original=True)
+                    return CompressedImage(encoded, "JPEG", "jpg", width, height, kept_original=False)
                 im, icc = _decode(opened)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise ImageRejected(_bomb_reason(str(exc), max_pixels)) from None
@@ -269,9 +283,53 @@ def _encode_jpeg(im: Image.Image, icc: bytes | None, quality: int) -> bytes:
         "JPEG",
         quality=quality,
         subsampling="4:2:0",
-        optimize=True,
         icc_profile=_icc_for(im.mode, icc),
     )
+
+
+def _recompress_plain_jpeg(opened: Image.Image, data: bytes, quality: int) -> bytes | None:
+    """Decode and encode an upright RGB or grey JPEG with simplejpeg, or None to leave it to Pillow.
+
+    Same libjpeg-turbo, same standard tables and 4:2:0, but it decodes straight into a packed array where Pillow
+    unpacks to 4 bytes a pixel and back: measured 20 % more megapixels per second per core. Pillow has already
+    read the header and checked the pixel count; TurboJPEG's own header must agree before any pixel is decoded.
+    Anything unusual goes to Pillow, whose verdict is final as before: CMYK and other modes, an EXIF orientation
+    to apply, a layout TurboJPEG refuses, and files libjpeg only decodes with a warning (``strict``), which
+    Pillow accepts.
+    """
+    if opened.mode not in ("RGB", "L") or opened.getexif().get(_ORIENTATION, 1) != 1:
+        return None
+    colorspace = "GRAY" if opened.mode == "L" else "RGB"
+    try:
+        height, width, _, _ = simplejpeg.decode_jpeg_header(data)
+        if (width, height) != opened.size:
+            return None
+        pixels = simplejpeg.decode_jpeg(data, colorspace=colorspace)
+    except ValueError:
+        return None
+    subsampling = "Gray" if colorspace == "GRAY" else "420"
+    encoded = simplejpeg.encode_jpeg(
+        pixels, quality=quality, colorspace=colorspace, colorsubsampling=subsampling, fastdct=False
+    )
+    icc = opened.info.get("icc_profile")
+    return _with_icc(bytes(encoded), _icc_for(opened.mode, icc if isinstance(icc, bytes) else None))
+
+
+def _with_icc(jpeg: bytes, icc: bytes | None) -> bytes:
+    """Insert ``icc`` as APP2 ICC_PROFILE segments after the SOI and JFIF markers, as Pillow writes it."""
+    if not icc:
+        return jpeg
+    chunks = [icc[i : i + _ICC_CHUNK] for i in range(0, len(icc), _ICC_CHUNK)]
+    segments = b"".join(
+        b"\xff\xe2"
+        + struct.pack(">H", 2 + len(_ICC_MARKER) + 2 + len(chunk))
+        + _ICC_MARKER
+        + bytes((number, len(chunks)))
+        + chunk
+        for number, chunk in enumerate(chunks, start=1)
+    )
+    at = 2 + (2 + int.from_bytes(jpeg[4:6], "big") if jpeg[2:4] == b"\xff\xe0" else 0)
+    return jpeg[:at] + segments + jpeg[at:]
 
 
 def _encode_webp(im: Image.Image, icc: bytes | None, quality: int) -> bytes:
