@@ -16,6 +16,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from batchpress.api.errors import ApiError
@@ -85,11 +86,29 @@ KeyId = Annotated[str | None, Depends(current_key_id)]
 
 def owned_request(session: Session, request_id: str, key_id: str | None) -> ProcessingRequest:
     """The request, if it exists and the caller may see it; otherwise the same 404 either way."""
+    request = session.get(ProcessingRequest, _parse_id(request_id))
+    if request is None or (key_id is not None and request.api_key_id != key_id):
+        raise _not_found(request_id)
+    return request
+
+
+def owned_revision(session: Session, request_id: str, key_id: str | None) -> tuple[uuid.UUID, int]:
+    """``owned_request``'s check reading only the id and revision (db/revisions.py): the status cache's key."""
+    rid = _parse_id(request_id)
+    row = session.execute(
+        select(ProcessingRequest.revision, ProcessingRequest.api_key_id).where(ProcessingRequest.id == rid)
+    ).first()
+    if row is None or (key_id is not None and row.api_key_id != key_id):
+        raise _not_found(request_id)
+    return rid, row.revision
+
+
+def _parse_id(request_id: str) -> uuid.UUID:
     try:
-        rid = uuid.UUID(request_id)
+        return uuid.UUID(request_id)
     except ValueError:
         raise ApiError(404, "not_found", f"no request with id {request_id!r}: not a valid request id") from None
-    request = session.get(ProcessingRequest, rid)
-    if request is None or (key_id is not None and request.api_key_id != key_id):
-        raise ApiError(404, "not_found", f"no request with id {request_id}")
-    return request
+
+
+def _not_found(request_id: str) -> ApiError:
+    return ApiError(404, "not_found", f"no request with id {request_id}")

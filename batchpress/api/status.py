@@ -1,17 +1,21 @@
 from __future__ import annotations
 
+import time
+import uuid
 from itertools import groupby
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query, Response
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from batchpress.api.auth import KeyId, owned_request
+from batchpress.api.auth import KeyId, owned_revision
 from batchpress.api.schemas import OptionsOut, ProductStatus, Progress, RequestStatusOut, error_responses
+from batchpress.api.status_cache import AnswerCache
 from batchpress.api.webhook_status import as_utc, webhook_status
-from batchpress.config import get_settings
+from batchpress.config import Settings, get_settings
 from batchpress.db.engine import session_scope
-from batchpress.models import Image, ImageState, Product, RequestStatus
+from batchpress.models import Image, ImageState, ProcessingRequest, Product, RequestStatus
 from batchpress.storage import output_url
 from batchpress.webhooks.events import output_csv_url
 
@@ -19,64 +23,93 @@ router = APIRouter()
 MAX_PAGE = 1000
 
 
+_answers = AnswerCache()
+
+
 @router.get(
     "/api/status/{request_id}/",
     response_model=RequestStatusOut,
     summary="A request's status, progress and products (paged)",
-    responses=error_responses(401, 404),
+    responses={
+        200: {"headers": {"ETag": {"description": "changes whenever the answer does", "schema": {"type": "string"}}}},
+        304: {"description": "unchanged since the ETag sent in If-None-Match"},
+        **error_responses(401, 404),
+    },
 )
 def request_status(
     request_id: str,
     key_id: KeyId,
     offset: Annotated[int, Query(ge=0, description="first product to list, in CSV order")] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="how many products to list")] = MAX_PAGE,
-) -> RequestStatusOut:
+    if_none_match: Annotated[str | None, Header(description="an ETag from an earlier answer")] = None,
+) -> Response:
+    """Answers are rendered once per revision of the request and page, then served from memory after one
+    primary-key read (api/status_cache.py); pollers that send the ETag back get a 304 without a body."""
     settings = get_settings()
     with session_scope(read_only=True) as session:
-        request = owned_request(session, request_id, key_id)
-        rid = request.id
-        tally = session.execute(
+        rid, revision = owned_revision(session, request_id, key_id)
+        etag = _etag(settings, rid, revision, offset, limit)
+        headers = {"ETag": etag, "Cache-Control": "no-cache"}
+        if if_none_match is not None and etag in (tag.strip() for tag in if_none_match.split(",")):
+            return Response(status_code=304, headers=headers)
+        body = _answers.get(etag)
+        if body is None:
+            body = render(session, settings, rid, offset, limit).model_dump_json().encode()
+            _answers.put(etag, body)
+    return Response(body, media_type="application/json", headers=headers)
+
+
+def _etag(settings: Settings, rid: uuid.UUID, revision: int, offset: int, limit: int) -> str:
+    # Presigned output URLs age; the hour in the tag makes clients fetch fresh ones long before they expire.
+    presigned = settings.storage == "s3" and not settings.s3_public_base_url
+    epoch = f"-{int(time.time() // 3600)}" if presigned else ""
+    return f'"{rid.hex}-{revision}-{offset}-{limit}{epoch}"'
+
+
+def render(session: Session, settings: Settings, rid: uuid.UUID, offset: int, limit: int) -> RequestStatusOut:
+    request = session.get_one(ProcessingRequest, rid)
+    tally = session.execute(
+        select(
+            Image.state,
+            func.count(),
+            func.coalesce(func.sum(Image.input_bytes), 0),
+            func.coalesce(func.sum(Image.output_bytes), 0),
+        )
+        .where(Image.request_id == rid)
+        .group_by(Image.state)
+    ).all()
+    counts = {state: n for state, n, _, _ in tally}
+    done_bytes = next(
+        ((int(i or 0), int(o or 0)) for state, _, i, o in tally if state == ImageState.DONE.value), (0, 0)
+    )
+    total_products = session.scalar(select(func.count()).where(Product.request_id == rid)) or 0
+    webhook = webhook_status(session, request)
+    products = session.execute(
+        select(Product.id, Product.serial_number, Product.product_name)
+        .where(Product.request_id == rid)
+        .order_by(Product.id)
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    images = (
+        session.execute(
             select(
+                Image.product_id,
+                Image.position,
+                Image.input_url,
+                Image.output_url,
+                Image.output_key,
                 Image.state,
-                func.count(),
-                func.coalesce(func.sum(Image.input_bytes), 0),
-                func.coalesce(func.sum(Image.output_bytes), 0),
+                Image.error,
+                Image.input_bytes,
+                Image.output_bytes,
             )
-            .where(Image.request_id == rid)
-            .group_by(Image.state)
+            .where(Image.product_id.in_([p.id for p in products]))
+            .order_by(Image.product_id, Image.position)
         ).all()
-        counts = {state: n for state, n, _, _ in tally}
-        done_bytes = next(
-            ((int(i or 0), int(o or 0)) for state, _, i, o in tally if state == ImageState.DONE.value), (0, 0)
-        )
-        total_products = session.scalar(select(func.count()).where(Product.request_id == rid)) or 0
-        webhook = webhook_status(session, request)
-        products = session.execute(
-            select(Product.id, Product.serial_number, Product.product_name)
-            .where(Product.request_id == rid)
-            .order_by(Product.id)
-            .offset(offset)
-            .limit(limit)
-        ).all()
-        images = (
-            session.execute(
-                select(
-                    Image.product_id,
-                    Image.position,
-                    Image.input_url,
-                    Image.output_url,
-                    Image.output_key,
-                    Image.state,
-                    Image.error,
-                    Image.input_bytes,
-                    Image.output_bytes,
-                )
-                .where(Image.product_id.in_([p.id for p in products]))
-                .order_by(Image.product_id, Image.position)
-            ).all()
-            if products
-            else []
-        )
+        if products
+        else []
+    )
     by_product = {pid: list(rows) for pid, rows in groupby(images, key=lambda r: r.product_id)}
     done = counts.get(ImageState.DONE.value, 0)
     failed = counts.get(ImageState.FAILED.value, 0)

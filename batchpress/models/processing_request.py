@@ -45,5 +45,7 @@ class ProcessingRequest(Base):
     # Which API key created it (the first 16 hex digits of the key's SHA-256, never the key); only that key sees
     # it. NULL when the API was open.
     api_key_id: Mapped[str | None] = mapped_column(String(16), default=None)
+    # Bumped (db/revisions.py) by every change its status answer shows: the API caches answers per revision.
+    revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     products: Mapped[list[Product]] = relationship(back_populates="request", lazy="raise")

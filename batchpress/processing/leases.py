@@ -17,6 +17,7 @@ from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from batchpress.db.base import utcnow
+from batchpress.db.revisions import bump_revision
 from batchpress.models import Image, ImageState, ProcessingRequest, Product
 
 OPEN_STATES = (ImageState.PENDING.value, ImageState.PROCESSING.value)
@@ -123,7 +124,9 @@ def give_up_exhausted(session: Session, *, max_attempts: int) -> set[uuid.UUID]:
         )
         .returning(Image.request_id)
     ).all()
-    return {r.request_id for r in rows}
+    request_ids = {r.request_id for r in rows}
+    bump_revision(session, request_ids)
+    return request_ids
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,7 @@ from batchpress.processing.results import (
     Outcome,
     finish_request,
     mark_processing,
-    record_result,
+    record_results,
 )
 from batchpress.storage import ImageStorage
 from batchpress.webhooks.delivery import due_events
@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 MAX_IMAGES_PER_TASK = 16
 # Downloads run this many images ahead of the compressor, so the CPU rarely waits on the network.
 DOWNLOAD_AHEAD = 4
+# Results are written in one transaction per this many seconds of work (and at the chunk's end), not one per
+# image: progress still moves several times a second, and a crash redoes at most this much work.
+RECORD_EVERY_SECONDS = 0.25
 CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", "avif": "image/avif"}
 
 Enqueue = Callable[[uuid.UUID, list[int]], None]
@@ -132,12 +135,24 @@ class ChunkWorker:
         if not claimed:
             return 0
         finished = 0
+        unrecorded: list[tuple[int, Outcome]] = []
+        flushed = time.monotonic()
+
+        def flush() -> None:
+            nonlocal finished, flushed
+            with session_scope() as session:
+                finished += record_results(session, unrecorded, token=token)
+                renew_lease(session, token=token, lease_seconds=self.settings.lease_seconds)
+            unrecorded.clear()
+            flushed = time.monotonic()
+
         with ThreadPoolExecutor(max_workers=DOWNLOAD_AHEAD, thread_name_prefix="download") as pool:
             for image, pending_download in self._downloads(pool, claimed):
-                outcome = self._compress_and_store(image, pending_download)
-                with session_scope() as session:
-                    finished += record_result(session, image.id, outcome, token=token)
-                    renew_lease(session, token=token, lease_seconds=self.settings.lease_seconds)
+                unrecorded.append((image.id, self._compress_and_store(image, pending_download)))
+                if time.monotonic() - flushed >= RECORD_EVERY_SECONDS:
+                    flush()
+        if unrecorded:
+            flush()
         for request_id in {c.request_id for c in claimed}:
             finish(request_id)
         return finished

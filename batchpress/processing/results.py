@@ -1,6 +1,6 @@
 """Recording what happened to an image, and the one terminal move of its request.
 
-``record_result`` is the single way a result enters the database, whoever produced it. ``finish_request`` must
+``record_results`` is the single way results enter the database, whoever produced it. ``finish_request`` must
 run in a transaction of its own *after* the result is committed: if two workers recorded their last images and
 checked for completion in the same transactions, each would still see the other's image open and neither would
 finish the request.
@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, case, exists, select, update
 from sqlalchemy.orm import Session
 
 from batchpress.db.base import utcnow
+from batchpress.db.revisions import bump_revision
 from batchpress.models import Image, ImageState, ProcessingRequest, Product, RequestStatus
 from batchpress.processing.leases import OPEN_STATES
 
@@ -43,11 +44,24 @@ class Failed:
 Outcome = Compressed | Failed
 
 
-def record_result(session: Session, image_id: int, outcome: Outcome, *, token: str | None = None) -> bool:
-    """Store an image's outcome once; returns False when it was already final or another worker owns it now.
+def record_results(session: Session, outcomes: list[tuple[int, Outcome]], *, token: str | None = None) -> int:
+    """Store several images' outcomes in one transaction and bump their requests' revisions once; returns how
+    many were stored. An outcome is stored only while its image is open and, with ``token`` (the claiming
+    worker's lease token), still leased by that worker; results from outside the worker pool pass ``None``."""
+    stored: list[uuid.UUID] = []
+    for image_id, outcome in outcomes:
+        if (request_id := _record(session, image_id, outcome, token)) is not None:
+            stored.append(request_id)
+    bump_revision(session, stored)
+    return len(stored)
 
-    ``token`` is the claiming worker's lease token; results from outside the worker pool pass ``None``.
-    """
+
+def record_result(session: Session, image_id: int, outcome: Outcome, *, token: str | None = None) -> bool:
+    """One image's outcome (see ``record_results``); False when it was already final or another worker owns it."""
+    return record_results(session, [(image_id, outcome)], token=token) == 1
+
+
+def _record(session: Session, image_id: int, outcome: Outcome, token: str | None) -> uuid.UUID | None:
     now = utcnow()
     conditions = [Image.id == image_id, Image.state.in_(OPEN_STATES)]
     if token is not None:
@@ -64,20 +78,21 @@ def record_result(session: Session, image_id: int, outcome: Outcome, *, token: s
     else:
         values = {"state": ImageState.FAILED.value, "error": outcome.reason[:MAX_ERROR_CHARS]}
     values |= {"download_ms": outcome.download_ms, "process_ms": outcome.process_ms}
-    result = session.execute(
+    row = session.execute(
         update(Image)
         .where(*conditions)
         .values(**values, lease_token=None, lease_until=None, updated_at=now)
+        .returning(Image.request_id)
         .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]  # UPDATE results carry rowcount
+    ).first()
+    return None if row is None else row.request_id
 
 
 def mark_processing(session: Session, request_id: uuid.UUID) -> None:
     session.execute(
         update(ProcessingRequest)
         .where(ProcessingRequest.id == request_id, ProcessingRequest.status == RequestStatus.PENDING.value)
-        .values(status=RequestStatus.PROCESSING.value, updated_at=utcnow())
+        .values(status=RequestStatus.PROCESSING.value, updated_at=utcnow(), revision=ProcessingRequest.revision + 1)
     )
 
 
@@ -101,7 +116,7 @@ def finish_request(session: Session, request_id: uuid.UUID) -> str | None:
             ProcessingRequest.status.in_(RequestStatus.open_states()),
             ~exists().where(Image.request_id == request_id, Image.state.in_(OPEN_STATES)),
         )
-        .values(status=new_status, updated_at=now, finished_at=now)
+        .values(status=new_status, updated_at=now, finished_at=now, revision=ProcessingRequest.revision + 1)
         .returning(ProcessingRequest.status)
     ).first()
     if row is None:

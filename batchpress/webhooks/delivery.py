@@ -23,6 +23,7 @@ from batchpress import __version__
 from batchpress.config import Settings
 from batchpress.db.base import utcnow
 from batchpress.db.engine import session_scope
+from batchpress.db.revisions import bump_revision
 from batchpress.models import DisabledWebhookUrl, WebhookAttempt, WebhookEvent, WebhookState
 from batchpress.outbound import GuardedTransport, OutboundBlocked, OutboundPolicy, deadline
 from batchpress.webhooks.signing import signature_headers, webhook_secrets
@@ -172,6 +173,7 @@ def attempt(event_id: str, settings: Settings, client: httpx.Client) -> float | 
                 updated_at=now,
             )
         )
+        bump_revision(session, [event.request_id])
         if answer.status_code == 410:
             disable_url(session, event.url)
     return delay
@@ -210,3 +212,4 @@ def reopen(session: Session, event: WebhookEvent) -> None:
         .where(WebhookEvent.id == event.id)
         .values(state=WebhookState.PENDING.value, next_attempt_at=now, lease_until=None, updated_at=now)
     )
+    bump_revision(session, [event.request_id])

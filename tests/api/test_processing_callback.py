@@ -265,3 +265,35 @@ def test_any_secret_of_a_rotation_is_accepted(start_service: StartService) -> No
     assert report(rotating, {"request_id": request_id, "image_id": second, "error": "x"}, SECRET).status_code == 401
     with_old = report(rotating, {"request_id": request_id, "image_id": second, "error": "gone"}, old)
     assert with_old.json() == {"recorded": True, "image_id": second, "request_status": "completed_with_errors"}
+
+
+def test_status_etag_changes_with_every_reported_result(service: Service) -> None:
+    """Status answers are cached per revision: a poller sending its ETag back gets 304 until something changes,
+    and the first answer after a change already shows it."""
+    request_id = upload(service, products=1, images=2)
+    first, second = image_ids(service, request_id)
+    url = f"{service.base_url}/api/status/{request_id}/"
+
+    before = httpx.get(url, timeout=30)
+    etag = before.headers["etag"]
+    assert httpx.get(url, timeout=30).headers["etag"] == etag
+    unchanged = httpx.get(url, headers={"If-None-Match": etag}, timeout=30)
+    assert unchanged.status_code == 304
+    assert unchanged.content == b""
+    assert httpx.get(url, params={"limit": 1}, timeout=30).headers["etag"] != etag  # another page, another tag
+
+    assert report(service, {"request_id": request_id, "image_id": first, "output_url": output(request_id, 1)}).json()[
+        "recorded"
+    ]
+    changed = httpx.get(url, headers={"If-None-Match": etag}, timeout=30)
+    assert changed.status_code == 200
+    assert changed.headers["etag"] != etag
+    assert changed.json()["products"][0]["output_image_urls"] == [output(request_id, 1), None]
+
+    assert report(service, {"request_id": request_id, "image_id": second, "error": "origin said 404"}).json()[
+        "recorded"
+    ]
+    final = httpx.get(url, headers={"If-None-Match": changed.headers["etag"]}, timeout=30)
+    assert final.status_code == 200
+    assert final.json()["status"] == "completed_with_errors"
+    assert image_counts(final.json()) == {"total_images": 2, "processed": 1, "failed": 1, "pending": 0}

@@ -1,0 +1,110 @@
+"""Every change a status answer shows bumps the request's revision, the key of the API's answer cache; lease
+bookkeeping that the answer does not show leaves it alone. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from batchpress.config import Settings
+from batchpress.db.engine import make_engine
+from batchpress.db.migrate import upgrade
+from batchpress.models import Image, ProcessingRequest, Product, WebhookEvent
+from batchpress.processing.leases import claim_images, give_up_exhausted, new_token, renew_lease, requeue_expired
+from batchpress.processing.results import Compressed, Failed, finish_request, mark_processing, record_results
+from batchpress.webhooks.delivery import reopen
+from batchpress.webhooks.events import create_event
+from tests.support.cluster import postgres_admin_url, postgres_database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    def migrated(settings: Settings) -> sessionmaker[Session]:
+        upgrade(settings)
+        return sessionmaker(bind=make_engine(settings), expire_on_commit=False)
+
+    if request.param == "sqlite":
+        yield migrated(Settings(data_dir=tmp_path))
+        return
+    with postgres_database(postgres_admin_url(), f"bp_rev_{uuid.uuid4().hex[:10]}") as url:
+        factory = migrated(Settings(data_dir=tmp_path, database_url=url))
+        yield factory
+        bind = factory.kw["bind"]
+        bind.dispose()
+
+
+def new_request(sessions: sessionmaker[Session], images: int) -> tuple[uuid.UUID, list[int]]:
+    with sessions.begin() as session:
+        request = ProcessingRequest(webhook_url="https://hooks.example.com/done")
+        session.add(request)
+        session.flush()
+        product = Product(request_id=request.id, serial_number=1, product_name="Shoe", input_image_urls="")
+        session.add(product)
+        session.flush()
+        rows = [
+            Image(request_id=request.id, product_id=product.id, position=n, input_url=f"https://x.example/{n}.jpg")
+            for n in range(images)
+        ]
+        session.add_all(rows)
+        session.flush()
+        return request.id, [row.id for row in rows]
+
+
+def revision(sessions: sessionmaker[Session], request_id: uuid.UUID) -> int:
+    with sessions() as session:
+        value = session.scalar(select(ProcessingRequest.revision).where(ProcessingRequest.id == request_id))
+        assert value is not None
+        return value
+
+
+def test_every_shown_change_bumps_the_revision(sessions: sessionmaker[Session]) -> None:
+    request_id, (first, second, third) = new_request(sessions, 3)
+    seen = [revision(sessions, request_id)]
+
+    def bumped() -> bool:
+        seen.append(revision(sessions, request_id))
+        return seen[-1] > seen[-2]
+
+    token = new_token()
+    with sessions.begin() as session:
+        claimed = claim_images(session, [first, second, third], token=token, lease_seconds=60, max_attempts=3)
+        assert len(claimed) == 3
+    assert not bumped(), "a claim changes nothing the status shows"
+    with sessions.begin() as session:
+        renew_lease(session, token=token, lease_seconds=60)
+    assert not bumped(), "nor does a lease renewal"
+
+    with sessions.begin() as session:
+        mark_processing(session, request_id)
+    assert bumped(), "pending -> processing"
+
+    done = Compressed(output_url="https://cdn.example/1.jpg", input_bytes=1000, output_bytes=400)
+    with sessions.begin() as session:
+        assert record_results(session, [(first, done), (second, Failed("HTTP 404"))], token=token) == 2
+    assert bumped(), "results"
+    with sessions.begin() as session:
+        assert record_results(session, [(first, done)], token=token) == 0
+    assert not bumped(), "a repeated result is not stored and changes nothing"
+
+    with sessions.begin() as session:
+        session.execute(update(Image).where(Image.id == third).values(lease_until=Image.updated_at, attempts=3))
+        assert give_up_exhausted(session, max_attempts=3) == {request_id}
+    assert bumped(), "an image given up"
+    with sessions.begin() as session:
+        assert requeue_expired(session, lease_seconds=60) == []
+
+    with sessions.begin() as session:
+        assert finish_request(session, request_id) == "completed_with_errors"
+        event_id = create_event(session, Settings(), request_id, "completed_with_errors")
+    assert bumped(), "the terminal move"
+    assert event_id is not None
+
+    with sessions.begin() as session:
+        event = session.get_one(WebhookEvent, event_id)
+        reopen(session, event)
+    assert bumped(), "a redelivery asked for"
