@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 import statistics
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
 
 from benchmarks.corpus import Corpus, products_csv, serve
 from benchmarks.endtoend import DEFAULTS, TERMINAL, upload, vm_hwm_bytes
+from benchmarks.http_load import closed_loop
 from tests.support.photos import make_image
 from tests.support.servers import ImageServer, Service
 
@@ -65,46 +63,15 @@ class Latencies:
 def status_round(
     base_url: str, request_id: str, clients: int, requests: int, params: dict[str, int] | None = None
 ) -> Latencies:
-    """``clients`` threads, each with its own keep-alive httpx.Client, share ``requests`` GETs of the status
-    (``params={"limit": 1}`` for a progress poll; none for the full first page of up to 1,000 products)."""
-    url = f"/api/status/{request_id}/"
-    samples: list[float] = []
-    errors: list[BaseException] = []
-    lock = threading.Lock()
-    ready = threading.Barrier(clients + 1)
-    shares = [requests // clients + (1 if i < requests % clients else 0) for i in range(clients)]
-
-    def client_loop(share: int) -> None:
-        mine = []
-        try:
-            with httpx.Client(base_url=base_url, timeout=60) as client:
-                client.get(url, params=params).raise_for_status()  # open the connection outside the timing
-                ready.wait()
-                for _ in range(share):
-                    started = time.perf_counter()
-                    client.get(url, params=params).raise_for_status()
-                    mine.append(time.perf_counter() - started)
-        except BaseException as exc:
-            errors.append(exc)
-            ready.abort()
-        with lock:
-            samples.extend(mine)
-
-    threads = [threading.Thread(target=client_loop, args=(share,)) for share in shares]
-    for thread in threads:
-        thread.start()
-    with contextlib.suppress(threading.BrokenBarrierError):  # a client failed; its error is raised below
-        ready.wait()
+    """``clients`` keep-alive connections share ``requests`` GETs of the status (``params={"limit": 1}`` for a
+    progress poll; none for the full first page of up to 1,000 products), from a load process of their own."""
+    query = "?" + "&".join(f"{k}={v}" for k, v in params.items()) if params else ""
     psutil.cpu_percent(None)
-    started = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    wall = time.perf_counter() - started
+    result = closed_loop(f"{base_url}/api/status/{request_id}/{query}", clients, requests)
     cpu = psutil.cpu_percent(None)
-    if errors:
-        raise RuntimeError(f"status polling failed: {errors[0]!r}")
+    samples = result.latencies
     cuts = statistics.quantiles(samples, n=100, method="inclusive")
-    return Latencies(statistics.median(samples), cuts[98], len(samples) / wall, cpu)
+    return Latencies(statistics.median(samples), cuts[98], len(samples) / result.wall_seconds, cpu)
 
 
 def wait_terminal(api: Service, request_id: str, timeout: float = 600) -> dict[str, object]:

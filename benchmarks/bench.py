@@ -18,7 +18,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -88,44 +88,68 @@ def end_to_end(api: Service, sets: list[Corpus], csvs: dict[str, str], repeats: 
     return results
 
 
+class Skipped(Exception):
+    """A part left out with ``--only``."""
+
+
 @contextmanager
 def section(results: dict[str, Any], name: str) -> Iterator[None]:
     """Run one part of the benchmark; a failure is recorded and reported, and the other parts still run."""
     try:
         yield
+    except Skipped:
+        log(f"{name}: not asked for (--only)")
     except Exception as exc:
         log(f"{name} FAILED:\n{traceback.format_exc()}")
         results["errors"][name] = f"{type(exc).__name__}: {exc}"[:300]
 
 
-def measure(sizes: Sizes, repeats: int, seed: int, skip_pg: str | None) -> dict[str, Any]:
+PARTS = ("codec", "embedded", "status", "postgres", "naive", "ingest")
+
+
+def measure(sizes: Sizes, repeats: int, seed: int, skip_pg: str | None, parts: set[str]) -> dict[str, Any]:
+    """``parts`` (a subset of ``PARTS``) picks what runs; ``status`` needs the embedded service but not its
+    end-to-end runs."""
     cores = os.cpu_count() or 1
     plan = {name: (rounds or repeats, requests) for name, (rounds, requests) in sizes.status_plan.items()}
     log(f"building the corpus ({sizes.jpegs} JPEGs, mixed set of {sizes.mixed})")
     sets = build(sizes.jpegs, sizes.mixed, seed, scale=sizes.scale)
     results: dict[str, Any] = {"sets": sets, "cores": cores, "errors": {}}
-    log(f"codec limit, {cores} processes")
+    if "codec" in parts:
+        log(f"codec limit, {cores} processes")
     with section(results, "codec limit"):
+        if "codec" not in parts:
+            raise Skipped
         results["codec"] = {c.name: codec_runs(c, cores, repeats) for c in sets}
         for name, runs in results["codec"].items():
             log(f"  {name}: {', '.join(f'{r:.2f}' for r in runs)} s")
 
-    with ImageServer() as server, tempfile.TemporaryDirectory(prefix="bp-bench-") as tmp:
+    with ImageServer() as server, tempfile.TemporaryDirectory(prefix="bp-bench-") as tmp, ExitStack() as stack:
         root = Path(tmp)
         csvs = {c.name: products_csv(serve(server, c), seed) for c in sets}
         log("end to end, embedded (SQLite + filesystem broker)")
-        with section(results, "embedded"), embedded(root / "embedded", cores) as api:
+        with section(results, "embedded"):
+            if not parts & {"embedded", "status"}:
+                raise Skipped
+            api = stack.enter_context(embedded(root / "embedded", cores))
             assert api.process is not None
             status_id, tiny_images, tiny_seconds = status_request(api, server, sizes.status_products)
             results["tiny_images"] = {"images": tiny_images, "seconds": tiny_seconds}
             log(f"  warm-up: {tiny_images} tiny images in {tiny_seconds:.1f} s (includes the worker start)")
-            results["embedded"] = end_to_end(api, list(sets), csvs, repeats)
-            jpeg_rate = len(sets[0].photos) / statistics.median(r.seconds for r in results["embedded"]["jpeg"])
+            jpeg_rate = 20.0  # a guess, when only the status part runs
+            if "embedded" in parts:
+                results["embedded"] = end_to_end(api, list(sets), csvs, repeats)
+                jpeg_rate = len(sets[0].photos) / statistics.median(r.seconds for r in results["embedded"]["jpeg"])
             log(f"status latency, {CLIENTS} clients, idle and under load")
             with section(results, "status"):
+                if "status" not in parts:
+                    raise Skipped
                 results["status"] = status_latency(api, server, status_id, sets[0], jpeg_rate, plan)
             results["worker_pool_peaks"] = worker_pool_peaks(api.process.pid)
-        if skip_pg is None:
+            stack.close()
+        if "postgres" not in parts:
+            pass
+        elif skip_pg is None:
             log("end to end, PostgreSQL + Redis (one API, one worker)")
             with section(results, "postgres_redis"), postgres_redis(root / "cluster", cores) as api:
                 warm_up(api, server, make_image("jpeg", 1, (640, 480)), 4 * cores)
@@ -134,12 +158,14 @@ def measure(sizes: Sizes, repeats: int, seed: int, skip_pg: str | None) -> dict[
             log(f"PostgreSQL + Redis part skipped: {skip_pg}")
         log("naive baseline (one Celery task, requests + Pillow, concurrency 1)")
         with section(results, "naive"):
+            if "naive" not in parts:
+                raise Skipped
             results["naive"] = naive_runs({c.name: [server.url(p.path) for p in c.photos] for c in sets}, repeats)
             for name, runs in results["naive"].items():
                 log(f"  {name}: {', '.join(f'{r:.2f}' for r in runs)} s")
         log("ingest (serve --no-worker)")
         results["ingest"] = {}
-        for rows in sizes.ingest_rows:
+        for rows in sizes.ingest_rows if "ingest" in parts else ():
             with section(results, f"ingest {rows}"):
                 results["ingest"][rows] = ingest_runs(root / f"ingest-{rows}", rows, repeats)
                 log(f"  {rows} rows: {', '.join(f'{r:.2f}' for r in results['ingest'][rows][0])} s")
@@ -262,6 +288,7 @@ def main() -> None:
     parser.add_argument("--jpegs", type=int, help=f"images in the JPEG set (default {FULL.jpegs})")
     parser.add_argument("--mixed", type=int, help=f"images in the mixed set (default {FULL.mixed})")
     parser.add_argument("--seed", type=int, default=20260101)
+    parser.add_argument("--only", nargs="+", choices=PARTS, default=PARTS, help="run only these parts")
     parser.add_argument("--json", type=Path, default=Path("bench-results/bench.json"))
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
@@ -270,7 +297,7 @@ def main() -> None:
     info = machine()
     skip_pg = "--quick" if args.quick else postgres_redis_reason()
 
-    results = measure(sizes, repeats, args.seed, skip_pg)
+    results = measure(sizes, repeats, args.seed, skip_pg, set(args.only))
     rows = build_rows(results, sizes, skip_pg)
     wall = time.monotonic() - _STARTED
     info["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
