@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     queue_name: str = "batchpress"
     public_base_url: str = ""
     worker_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    # Compression yields the CPU to the API on a shared machine: status answers stay fast while a batch runs, and
+    # an idle API costs the batch nothing. 0 keeps the worker at the normal priority.
+    worker_nice: int = Field(default=10, ge=0, le=19)
 
     # How long a worker owns an image it claimed before the sweeper may give it to another worker.
     lease_seconds: float = Field(default=60.0, gt=0)
