@@ -41,7 +41,12 @@ def csv_rows(n: int) -> list[ProductRow]:
     ]
 
 
-def test_products_and_images_are_stored_in_csv_order_across_chunks(engine: Engine) -> None:
+@pytest.mark.parametrize("earlier_requests", [0, 1])
+def test_products_and_images_are_stored_in_csv_order_across_chunks(engine: Engine, earlier_requests: int) -> None:
+    for _ in range(earlier_requests):  # ids are reserved after those already taken
+        with Session(engine) as session:
+            store_request(session, [csv_rows(3)], requeue_after_seconds=90)
+            session.commit()
     rows = csv_rows(2 * CHUNK_ROWS + 500)
     with RowSpool().extend(rows) as spool, Session(engine) as session:
         request_id = store_request(
