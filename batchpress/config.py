@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     # Several deployments can share one broker by using different queue names.
     queue_name: str = "batchpress"
     public_base_url: str = ""
+    # API processes sharing the port. One renders and caches each status answer once; a second doubles how many
+    # polls a second a 2-core machine answers (docs/performance.md).
+    api_workers: int = Field(default_factory=lambda: min(2, os.cpu_count() or 1), ge=1, le=64)
     worker_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     # Compression yields the CPU to the API on a shared machine: status answers stay fast while a batch runs, and
     # an idle API costs the batch nothing. 0 keeps the worker at the normal priority.

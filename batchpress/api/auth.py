@@ -16,7 +16,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from batchpress.api.errors import ApiError
@@ -92,10 +92,10 @@ def owned_request(session: Session, request_id: str, key_id: str | None) -> Proc
     return request
 
 
-def owned_revision(session: Session, request_id: str, key_id: str | None) -> tuple[uuid.UUID, int]:
+def owned_revision(connection: Connection, request_id: str, key_id: str | None) -> tuple[uuid.UUID, int]:
     """``owned_request``'s check reading only the id and revision (db/revisions.py): the status cache's key."""
     rid = _parse_id(request_id)
-    row = session.execute(
+    row = connection.execute(
         select(ProcessingRequest.revision, ProcessingRequest.api_key_id).where(ProcessingRequest.id == rid)
     ).first()
     if row is None or (key_id is not None and row.api_key_id != key_id):

@@ -14,7 +14,7 @@ from batchpress.api.schemas import OptionsOut, ProductStatus, Progress, RequestS
 from batchpress.api.status_cache import AnswerCache
 from batchpress.api.webhook_status import as_utc, webhook_status
 from batchpress.config import Settings, get_settings
-from batchpress.db.engine import session_scope
+from batchpress.db.engine import read_connection, session_scope
 from batchpress.models import Image, ImageState, ProcessingRequest, Product, RequestStatus
 from batchpress.storage import output_url
 from batchpress.webhooks.events import output_csv_url
@@ -46,16 +46,18 @@ def request_status(
     """Answers are rendered once per revision of the request and page, then served from memory after one
     primary-key read (api/status_cache.py); pollers that send the ETag back get a 304 without a body."""
     settings = get_settings()
-    with session_scope(read_only=True) as session:
-        rid, revision = owned_revision(session, request_id, key_id)
-        etag = _etag(settings, rid, revision, offset, limit)
-        headers = {"ETag": etag, "Cache-Control": "no-cache"}
-        if if_none_match is not None and etag in (tag.strip() for tag in if_none_match.split(",")):
-            return Response(status_code=304, headers=headers)
-        body = _answers.get(etag)
-        if body is None:
+    with read_connection() as connection:
+        rid, revision = owned_revision(connection, request_id, key_id)
+    etag = _etag(settings, rid, revision, offset, limit)
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if if_none_match is not None and etag in (tag.strip() for tag in if_none_match.split(",")):
+        return Response(status_code=304, headers=headers)
+    body = _answers.get(etag)
+    if body is None:
+        # Read after the revision, so what is rendered is at least as new as the revision it is stored under.
+        with session_scope(read_only=True) as session:
             body = render(session, settings, rid, offset, limit).model_dump_json().encode()
-            _answers.put(etag, body)
+        _answers.put(etag, body)
     return Response(body, media_type="application/json", headers=headers)
 
 

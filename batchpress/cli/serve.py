@@ -119,12 +119,18 @@ def run_service(settings: Settings, *, with_worker: bool) -> None:
     if supervisor is not None:
         supervisor.start()
     try:
-        from batchpress.api.app import create_app
-
-        log.info("serving on http://%s:%d (public URL %s)", settings.host, settings.port, settings.public_base_url)
+        log.info(
+            "serving on http://%s:%d (public URL %s) with %d API process(es)",
+            settings.host,
+            settings.port,
+            settings.public_base_url,
+            settings.api_workers,
+        )
         # log_config=None: uvicorn's loggers propagate to the root handler set up by the CLI (text or JSON lines).
         uvicorn.run(
-            create_app(),
+            "batchpress.api.app:create_served_app",
+            factory=True,
+            workers=settings.api_workers,
             host=settings.host,
             port=settings.port,
             log_level="info",

@@ -13,12 +13,14 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from batchpress.config import Settings, get_settings
 
 READ_ONLY = "batchpress_read_only"
+# No transaction at all: each statement reads on its own (read_connection).
+SINGLE_READ = "batchpress_single_read"
 
 
 def make_engine(settings: Settings) -> Engine:
@@ -26,7 +28,9 @@ def make_engine(settings: Settings) -> Engine:
         return create_engine(settings.database_url, pool_pre_ping=True, pool_size=5, max_overflow=10)
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(settings.database_url, connect_args={"timeout": 60})
+    # Enough pooled connections for every thread of the API's thread pool (40): beyond the pool, each checkout
+    # opens a new file handle and reruns the PRAGMAs below, which measured a tenth of a busy status route's time.
+    engine = create_engine(settings.database_url, connect_args={"timeout": 60}, pool_size=40, max_overflow=10)
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_conn: Any, _record: Any) -> None:
@@ -41,7 +45,9 @@ def make_engine(settings: Settings) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
+        options = conn.get_execution_options()
+        if not options.get(SINGLE_READ):
+            conn.exec_driver_sql("BEGIN" if options.get(READ_ONLY) else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -52,10 +58,14 @@ def get_engine() -> Engine:
 
 
 @lru_cache(maxsize=2)
-def _factory(read_only: bool) -> sessionmaker[Session]:
+def _bind(read_only: bool) -> Engine:
     engine = get_engine()
-    bind = engine.execution_options(**{READ_ONLY: True}) if read_only else engine
-    return sessionmaker(bind=bind, expire_on_commit=False)
+    return engine.execution_options(**{READ_ONLY: True}) if read_only else engine
+
+
+@lru_cache(maxsize=2)
+def _factory(read_only: bool) -> sessionmaker[Session]:
+    return sessionmaker(bind=_bind(read_only), expire_on_commit=False)
 
 
 @contextmanager
@@ -72,9 +82,28 @@ def session_scope(*, read_only: bool = False) -> Iterator[Session]:
         session.close()
 
 
+@lru_cache(maxsize=1)
+def _single_read_bind() -> Engine:
+    engine = get_engine()
+    if engine.dialect.name == "sqlite":
+        return engine.execution_options(**{SINGLE_READ: True})
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+@contextmanager
+def read_connection() -> Iterator[Connection]:
+    """A connection for one quick read outside any transaction: the status route's check of a request's revision
+    before it answers from its cache. A Session and a BEGIN/ROLLBACK pair around one SELECT measured three times
+    its cost, most of it SQLite's locking with 32 threads reading at once."""
+    with _single_read_bind().connect() as connection:
+        yield connection
+
+
 def reset_engine() -> None:
     """Forget the pooled connections; a forked worker child must not share its parent's sockets or files."""
     if get_engine.cache_info().currsize:
         get_engine().dispose(close=False)
     _factory.cache_clear()
+    _bind.cache_clear()
+    _single_read_bind.cache_clear()
     get_engine.cache_clear()

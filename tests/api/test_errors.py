@@ -125,7 +125,7 @@ def test_an_unexpected_error_is_a_500_without_details_but_logged_with_its_id(
 
     monkeypatch.setenv("BATCHPRESS_DATA_DIR", str(tmp_path))
     get_settings.cache_clear()
-    monkeypatch.setattr("batchpress.api.status.session_scope", database_down)
+    monkeypatch.setattr("batchpress.api.status.read_connection", database_down)
     caplog.handler.addFilter(RequestIdFilter())
     try:
         with caplog.at_level(logging.INFO):

@@ -132,6 +132,8 @@ class Service:
             "BATCHPRESS_LEASE_SECONDS": "5",
             "BATCHPRESS_SWEEP_INTERVAL_SECONDS": "1",
             "BATCHPRESS_WORKER_CONCURRENCY": "2",
+            # One API process starts faster; tests/cli/test_serve.py covers several.
+            "BATCHPRESS_API_WORKERS": "1",
             # Every test server is on 127.0.0.1, which outbound requests refuse unless told otherwise.
             "BATCHPRESS_ALLOW_PRIVATE_NETWORKS": "true",
             **env,
