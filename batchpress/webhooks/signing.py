@@ -40,14 +40,20 @@ def webhook_secrets(settings: Settings) -> str:
 
 
 def _create_once(path: Path, secret: str) -> None:
-    """Write the secret only if no other process got there first (O_EXCL), readable by the owner alone."""
+    """Write the secret only if no other process got there first, readable by the owner alone. The file appears
+    complete or not at all (written aside, then hard-linked into place), so a second API process or a worker
+    starting at the same moment never reads it half-written."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
+    aside = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(secret + "\n")
+    try:
+        os.link(aside, path)
+    except FileExistsError:
+        pass
+    finally:
+        aside.unlink()
 
 
 def signature_headers(secret_list: str, msg_id: str, timestamp: dt.datetime, body: str) -> dict[str, str]:
