@@ -192,7 +192,7 @@ def latency_row(label: str, rounds: list[Latencies], goal_ms: float) -> Row:
 def build_rows(results: dict[str, Any], sizes: Sizes, skip_pg: str | None) -> list[Row]:
     """The table's rows; a part that failed or was skipped gets one row that says so."""
     sets: tuple[Corpus, Corpus] = results["sets"]
-    failed = Row("", None, "", note="FAILED (see below)")
+    failed = Row("", None, "", note="FAILED (see below)" if results["errors"] else "not run (--only)")
     rows: list[Row] = []
     codec_rate: dict[str, float] = {}
     if "codec" in results:
@@ -205,6 +205,8 @@ def build_rows(results: dict[str, Any], sizes: Sizes, skip_pg: str | None) -> li
     for mode, label in (("embedded", "embedded"), ("postgres_redis", "PostgreSQL + Redis")):
         if mode not in results:
             note = f"skipped ({skip_pg})" if mode == "postgres_redis" and skip_pg else failed.note
+            if mode == "embedded" and mode in results["errors"]:
+                note = "FAILED (see below)"
             rows.append(Row(f"end to end, {label}", None, "", note=note))
             continue
         for c in sets:
