@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+from batchpress.config import Settings
 from benchmarks import naive
 from tests.support.cluster import Cluster, postgres_database
 from tests.support.servers import REPO, ImageServer, Service
@@ -27,7 +28,12 @@ from tests.support.servers import REPO, ImageServer, Service
 TERMINAL = {"completed", "completed_with_errors", "failed"}
 PG_ADMIN = "postgresql://root@127.0.0.1:5432/test"
 NAIVE_WORKER = (sys.executable, "-m", "celery", "-A", "benchmarks.naive", "worker", "--concurrency=1", "-l", "INFO")
-DEFAULTS = {"BATCHPRESS_LEASE_SECONDS": "60", "BATCHPRESS_SWEEP_INTERVAL_SECONDS": "60"}
+DEFAULTS = {
+    "BATCHPRESS_LEASE_SECONDS": "60",
+    "BATCHPRESS_SWEEP_INTERVAL_SECONDS": "60",
+    # The service's own default, which the test harness (Service) lowers to one for quicker starts.
+    "BATCHPRESS_API_WORKERS": str(Settings().api_workers),
+}
 
 
 @dataclass(frozen=True)
