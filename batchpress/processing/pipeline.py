@@ -64,9 +64,15 @@ def chunk_size(total_images: int) -> int:
 
 
 def chunks(ids: list[int]) -> Iterator[list[int]]:
+    """Full chunks, then the last two chunks' worth in quarter-size ones: the batch then ends with every process
+    finishing small chunks together, not one of them working through a full chunk while the others wait."""
     size = chunk_size(len(ids))
-    for start in range(0, len(ids), size):
-        yield ids[start : start + size]
+    tail = max(0, len(ids) - 2 * size)
+    for start in range(0, tail, size):
+        yield ids[start : min(start + size, tail)]
+    small = max(1, size // 4)
+    for start in range(tail, len(ids), small):
+        yield ids[start : start + small]
 
 
 def fan_out(request_id: uuid.UUID, enqueue: Enqueue) -> list[int]:
@@ -136,7 +142,7 @@ class ChunkWorker:
             return 0
         finished = 0
         unrecorded: list[tuple[int, Outcome]] = []
-        flushed = time.monotonic()
+        flushed = -RECORD_EVERY_SECONDS  # the chunk's first result is recorded at once: a batch shows progress early
 
         def flush() -> None:
             nonlocal finished, flushed
