@@ -10,16 +10,22 @@ from pathlib import Path
 from tests.support.servers import REPO
 
 
-def test_quick_benchmark_prints_the_table_and_writes_the_json(tmp_path: Path) -> None:
-    out = tmp_path / "bench.json"
+def run_quick(module: str, out: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``python -m <module> --quick --json <out>`` from the repository; fails the test on a non-zero exit."""
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench", "--quick", "--json", str(out)],
+        [sys.executable, "-m", module, "--quick", "--json", str(out)],
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=timeout,
     )
     assert result.returncode == 0, result.stderr[-4000:]
+    return result
+
+
+def test_quick_benchmark_prints_the_table_and_writes_the_json(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    result = run_quick("benchmarks.bench", out, timeout=240)
     assert "| metric" in result.stdout
     assert "| target" in result.stdout
     assert "codec limit, jpeg" in result.stdout
@@ -32,14 +38,7 @@ def test_quick_benchmark_prints_the_table_and_writes_the_json(tmp_path: Path) ->
 
 def test_quick_codec_comparison_covers_every_format(tmp_path: Path) -> None:
     out = tmp_path / "codecs.json"
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.codecs", "--quick", "--json", str(out)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
+    result = run_quick("benchmarks.codecs", out, timeout=120)
     assert "| candidate" in result.stdout
     report = json.loads(out.read_text())
     groups = {row["group"] for row in report["results"]}
