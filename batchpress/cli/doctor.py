@@ -70,6 +70,15 @@ def pillow_checks() -> Iterator[Check]:
         yield Check("avif", True, "not available (optional; Pillow 11.2+ wheels include it)")
 
 
+def simplejpeg_check() -> Check:
+    """simplejpeg encodes and decodes most JPEGs (the fast path of `compress_image`), with its own libjpeg-turbo."""
+    try:
+        import simplejpeg
+    except ImportError as exc:
+        return Check("simplejpeg", False, f"cannot import: {first_line(exc)}", "pip install simplejpeg")
+    return Check("simplejpeg", True, f"simplejpeg {simplejpeg.__version__}")
+
+
 def settings_lines(settings: Settings) -> list[str]:
     """The effective settings worth seeing, never a secret."""
     storage = (
@@ -217,12 +226,12 @@ def api_check(settings: Settings) -> Check:
 
 def show(check: Check) -> None:
     mark = typer.style("ok  ", fg="green") if check.ok else typer.style("FAIL", fg="red", bold=True)
-    typer.echo(f"{mark}  {check.name:<9} {check.detail}" + (f" -> {check.fix}" if check.fix else ""))
+    typer.echo(f"{mark}  {check.name:<10} {check.detail}" + (f" -> {check.fix}" if check.fix else ""))
 
 
 def run_checks() -> int:
     """Print every check; 0 when all pass, 1 otherwise."""
-    results = list(pillow_checks())
+    results = [*pillow_checks(), simplejpeg_check()]
     for check in results:
         show(check)
     try:
@@ -234,7 +243,7 @@ def run_checks() -> int:
         return 1
     show(Check("settings", True, "loaded from the environment"))
     for line in settings_lines(settings):
-        typer.echo(f"                {line}")
+        typer.echo(f"                 {line}")
     checks: list[Callable[[Settings], Check]] = [database_check, broker_check, storage_check, outbound_check, api_check]
     for run in checks:
         try:
