@@ -33,9 +33,9 @@ def output_csv_url(settings: Settings, request_id: uuid.UUID) -> str:
 def event_payload(settings: Settings, request_id: uuid.UUID, status: str, session: Session) -> dict[str, object]:
     """A thin payload: what finished and how; the product list stays behind the status URL."""
     counts = dict(
-        session.execute(select(Image.state, func.count()).where(Image.request_id == request_id).group_by(Image.state))
-        .tuples()
-        .all()
+        session.execute(
+            select(Image.state, func.count()).where(Image.request_id == request_id).group_by(Image.state)
+        ).all()
     )
     done = counts.get(ImageState.DONE.value, 0)
     failed = counts.get(ImageState.FAILED.value, 0)
