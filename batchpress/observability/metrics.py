@@ -118,9 +118,7 @@ def _families(session: Session) -> Iterator[Metric]:
             select(Image.state, func.count())
             .where(Image.state.in_([ImageState.PENDING.value, ImageState.PROCESSING.value]))
             .group_by(Image.state)
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     queue = GaugeMetricFamily(
         "batchpress_queue_depth",
@@ -165,9 +163,9 @@ def _families(session: Session) -> Iterator[Metric]:
 
     reason = failure_reason(Image.error)
     by_reason = dict(
-        session.execute(select(reason, func.count()).where(Image.state == ImageState.FAILED.value).group_by(reason))
-        .tuples()
-        .all()
+        session.execute(
+            select(reason, func.count()).where(Image.state == ImageState.FAILED.value).group_by(reason)
+        ).all()
     )
     failed = CounterMetricFamily(
         "batchpress_images_failed", "Images that failed for good, by reason", labels=["reason"]
@@ -177,7 +175,7 @@ def _families(session: Session) -> Iterator[Metric]:
     yield failed
 
     by_outcome = dict(
-        session.execute(select(WebhookAttempt.outcome, func.count()).group_by(WebhookAttempt.outcome)).tuples().all()
+        session.execute(select(WebhookAttempt.outcome, func.count()).group_by(WebhookAttempt.outcome)).all()
     )
     webhooks = CounterMetricFamily(
         "batchpress_webhook_delivery_attempts",
