@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 
 from fastapi import APIRouter
@@ -13,17 +12,13 @@ from sqlalchemy.orm import Session
 from batchpress.api.auth import KeyId, owned_request
 from batchpress.api.errors import ApiError
 from batchpress.api.schemas import EXAMPLE_ID, WebhookAttemptOut, WebhookOut, error_responses
+from batchpress.db.base import as_utc as as_utc  # re-exported: status.py still imports it from here
 from batchpress.db.engine import session_scope
 from batchpress.models import ProcessingRequest, RequestStatus, WebhookAttempt, WebhookEvent, WebhookState
 from batchpress.webhooks.delivery import reopen
 
 router = APIRouter()
 LOG_LIMIT = 50
-
-
-def as_utc(value: dt.datetime) -> dt.datetime:
-    """SQLite hands datetimes back naive; every one we store is UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def webhook_status(session: Session, request: ProcessingRequest) -> WebhookOut | None:

@@ -24,3 +24,8 @@ class Base(DeclarativeBase):
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def as_utc(value: dt.datetime) -> dt.datetime:
+    """SQLite hands datetimes back naive; every one we store is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
