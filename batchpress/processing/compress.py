@@ -8,6 +8,9 @@ or global settings.
 The output keeps the input's format where we can write it (JPEG, PNG, WebP), so a product page that links a
 ``.png`` still gets a PNG; GIF, BMP and TIFF become JPEG. Only the ICC profile survives from the metadata: it
 changes how colours look, while EXIF (camera, GPS), XMP and comments only cost bytes and leak information.
+
+This module holds the guards and the choice of output format; ``sniff`` picks the decoder, ``decode`` makes the
+pixels upright in a mode every encoder takes, and ``encode``, ``png_palette`` and ``jpeg_fast`` write the output.
 """
 
 from __future__ import annotations
@@ -17,18 +20,16 @@ import struct
 import warnings
 from dataclasses import dataclass
 from io import BytesIO
-from typing import Any
 
-import simplejpeg
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError, features
+from PIL import Image, ImageCms, UnidentifiedImageError, features
 
+from batchpress.processing.decode import decode
+from batchpress.processing.encode import encode_avif, encode_jpeg, encode_webp
+from batchpress.processing.jpeg_fast import recompress_plain_jpeg
+from batchpress.processing.png_palette import encode_png
 from batchpress.processing.sniff import ImageType, describe, sniff
 
 MAX_REASON_CHARS = 200
-
-# Below this many pixels a lossless PNG re-save costs a few milliseconds, so it is worth trying against the
-# palette version; above it, it costs ~1 s per 3 MP and measured no gain on photos.
-SMALL_PNG_PIXELS = 100_000
 
 _EXTENSIONS: dict[str, str] = {
     "JPEG": "jpg",
@@ -63,16 +64,6 @@ _REQUESTED_FORMATS: dict[str, str] = {"jpeg": "JPEG", "webp": "WEBP", "avif": "A
 def output_formats() -> list[str]:
     """The ``output_format`` values this installation can honour (AVIF needs a Pillow built with libavif)."""
     return ["original", "jpeg", "webp", *(["avif"] if features.check("avif") else [])]
-
-
-_ORIENTATION = 0x0112  # the EXIF tag
-_ICC_MARKER = b"ICC_PROFILE\x00"
-_ICC_CHUNK = 65_519  # an APP2 segment's 65,535 bytes less its length field, marker name and chunk numbers
-
-_ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
-
-# 64 evenly spaced grey levels that keep pure black and pure white exact (white backgrounds stay #fff).
-_GREY_LEVELS_LUT = [round(round(v * 63 / 255) * 255 / 63) for v in range(256)]
 
 
 class ImageRejected(Exception):
@@ -117,8 +108,8 @@ def compress_image(
       (``optimize=True``) measured 12 % smaller files but 30 % fewer megapixels per second per core, which put
       the service below a plain Pillow re-save and its throughput targets out of reach (docs/performance.md,
       "Codec comparison"). Upright RGB and grey JPEGs, the common case, go through ``simplejpeg`` (see
-      ``_recompress_plain_jpeg``).
-    - PNG -> 256-colour palette PNG keeping alpha (see ``_encode_png``); ``quality`` does not apply.
+      ``jpeg_fast.py``).
+    - PNG -> 256-colour palette PNG keeping alpha (see ``png_palette.py``); ``quality`` does not apply.
     - WebP -> lossy WebP at ``quality`` keeping alpha; animated WebP keeps only its first frame, as does every
       other multi-frame input, because product pages show stills.
     - CMYK -> RGB through its embedded CMYK ICC profile when it has one, as browsers misrender CMYK JPEGs.
@@ -145,12 +136,12 @@ def compress_image(
             with Image.open(BytesIO(data), formats=[kind]) as opened:
                 _check_pixels(opened.size, max_pixels)
                 plain = kind == "JPEG" and output_format in ("original", "jpeg") and max_dimension is None
-                if plain and (encoded := _recompress_plain_jpeg(opened, data, quality)) is not None:
+                if plain and (encoded := recompress_plain_jpeg(opened, data, quality)) is not None:
                     width, height = opened.size
                     if output_format == "original" and len(encoded) >= len(data):
                         return CompressedImage(data, kind, "jpg", width, height, kept_original=True)
                     return CompressedImage(encoded, "JPEG", "jpg", width, height, kept_original=False)
-                im, icc = _decode(opened)
+                im, icc = decode(opened)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise ImageRejected(_bomb_reason(str(exc), max_pixels)) from None
         except _DECODE_ERRORS as exc:
@@ -166,13 +157,13 @@ def compress_image(
             f"image is {width}x{height}, over the {out_format} limit of {_MAX_SIDE[out_format]} pixels a side"
         )
     if out_format == "PNG":
-        encoded = _encode_png(im, icc)
+        encoded = encode_png(im, icc)
     elif out_format == "WEBP":
-        encoded = _encode_webp(im, icc, quality)
+        encoded = encode_webp(im, icc, quality)
     elif out_format == "AVIF":
-        encoded = _save(im.convert("RGBA" if _has_alpha(im) else "RGB"), "AVIF", quality=quality)
+        encoded = encode_avif(im, quality)
     else:
-        encoded = _encode_jpeg(im, icc, quality)
+        encoded = encode_jpeg(im, icc, quality)
 
     if requested is None and max_dimension is None and len(encoded) >= len(data):
         return CompressedImage(data, kind, _EXTENSIONS[kind], width, height, kept_original=True)
@@ -188,211 +179,6 @@ def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
         raise ImageRejected(
             f"image is {width}x{height} = {megapixels:.1f} MP, over the {max_pixels / 1e6:.1f} MP limit"
         )
-
-
-def _decode(opened: Image.Image) -> tuple[Image.Image, bytes | None]:
-    """Decode the first frame, turn it upright and normalise exotic modes; return it with its ICC profile."""
-    opened.load()
-    icc = opened.info.get("icc_profile") or None
-    ImageOps.exif_transpose(opened, in_place=True)
-    im = opened
-    if im.mode == "CMYK":
-        im = _cmyk_to_rgb(im, icc)
-        icc = None  # the pixels are sRGB now; no profile means sRGB to every browser
-    elif im.mode.startswith("I") or im.mode == "F":
-        im = _to_grey(im)
-    elif im.mode not in ("1", "L", "P", "RGB", *_ALPHA_MODES):
-        im = im.convert("RGB")  # YCbCr, LAB, HSV: rare TIFF modes
-    return im, icc if isinstance(icc, bytes) else None
-
-
-def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> Image.Image:
-    if icc and _icc_space(icc) == b"CMYK":
-        try:
-            converted = ImageCms.profileToProfile(
-                im, ImageCms.ImageCmsProfile(BytesIO(icc)), ImageCms.createProfile("sRGB"), outputMode="RGB"
-            )
-        except (ImageCms.PyCMSError, OSError, ValueError):
-            converted = None  # a broken profile should not cost the user the image
-        if converted is not None:
-            return converted
-    return im.convert("RGB")
-
-
-def _to_grey(im: Image.Image) -> Image.Image:
-    """16-bit and float greyscale to 8-bit, scaled: Pillow's convert("L") clips everything above 255."""
-    sixteen_bit = im.mode.startswith("I;16")
-    if im.mode != "F":
-        im = im.convert("I")
-    low, high = im.getextrema()
-    if not isinstance(high, int | float) or not isinstance(low, int | float):
-        return im.convert("L")
-    if sixteen_bit or (low >= 0 and 255 < high <= 65535):
-        scale, offset = 1 / 257, 0.0
-    elif low >= 0 and high <= 1.0 and im.mode == "F":
-        scale, offset = 255.0, 0.0
-    elif low >= 0 and high <= 255:
-        scale, offset = 1.0, 0.0
-    else:
-        scale = 255.0 / (high - low) if high > low else 1.0
-        offset = -low * scale
-    return im.point(lambda v: v * scale + offset).convert("L")
-
-
-def _has_alpha(im: Image.Image) -> bool:
-    return im.mode in _ALPHA_MODES or "transparency" in im.info
-
-
-def _icc_space(icc: bytes) -> bytes:
-    return icc[16:20]
-
-
-def _icc_for(mode: str, icc: bytes | None) -> bytes | None:
-    """The profile only when it matches the output's colour space: a CMYK or grey profile on RGB is wrong."""
-    if not icc:
-        return None
-    wanted = b"GRAY" if mode in ("L", "LA") else b"RGB "
-    return icc if _icc_space(icc) == wanted else None
-
-
-def _save(im: Image.Image, format: str, **params: Any) -> bytes:
-    # Pillow's JPEG and PNG writers fall back to im.info for comments, XMP and profiles; start from nothing so
-    # that only what is passed here is written.
-    im.info = {}
-    out = BytesIO()
-    im.save(out, format=format, **params)
-    return out.getvalue()
-
-
-def _flatten(im: Image.Image) -> Image.Image:
-    """Composite onto white: JPEG has no alpha and product pages are white."""
-    grey = im.mode in ("LA", "La")
-    rgba = im.convert("LA" if grey else "RGBA")
-    background = Image.new("L" if grey else "RGB", im.size, "white")
-    background.paste(rgba.convert("L" if grey else "RGB"), mask=rgba.getchannel("A"))
-    return background
-
-
-def _encode_jpeg(im: Image.Image, icc: bytes | None, quality: int) -> bytes:
-    if _has_alpha(im):
-        im = _flatten(im)
-    elif im.mode in ("1", "P"):
-        im = im.convert("L" if im.mode == "1" else "RGB")
-    return _save(
-        im,
-        "JPEG",
-        quality=quality,
-        subsampling="4:2:0",
-        icc_profile=_icc_for(im.mode, icc),
-    )
-
-
-def _recompress_plain_jpeg(opened: Image.Image, data: bytes, quality: int) -> bytes | None:
-    """Decode and encode an upright RGB or grey JPEG with simplejpeg, or None to leave it to Pillow.
-
-    Same libjpeg-turbo, same standard tables and 4:2:0, but it decodes straight into a packed array where Pillow
-    unpacks to 4 bytes a pixel and back: measured 12-20 % more megapixels per second per core. Pillow has already
-    read the header and checked the pixel count; TurboJPEG's own header must agree before any pixel is decoded.
-    Anything unusual goes to Pillow, whose verdict is final as before: CMYK and other modes, an EXIF orientation
-    to apply, a layout TurboJPEG refuses, and files libjpeg only decodes with a warning (``strict``), which
-    Pillow accepts.
-    """
-    if opened.mode not in ("RGB", "L") or opened.getexif().get(_ORIENTATION, 1) != 1:
-        return None
-    colorspace = "GRAY" if opened.mode == "L" else "RGB"
-    try:
-        height, width, _, _ = simplejpeg.decode_jpeg_header(data)
-        if (width, height) != opened.size:
-            return None
-        pixels = simplejpeg.decode_jpeg(data, colorspace=colorspace)
-    except ValueError:
-        return None
-    subsampling = "Gray" if colorspace == "GRAY" else "420"
-    encoded = simplejpeg.encode_jpeg(
-        pixels, quality=quality, colorspace=colorspace, colorsubsampling=subsampling, fastdct=False
-    )
-    icc = opened.info.get("icc_profile")
-    return _with_icc(bytes(encoded), _icc_for(opened.mode, icc if isinstance(icc, bytes) else None))
-
-
-def _with_icc(jpeg: bytes, icc: bytes | None) -> bytes:
-    """Insert ``icc`` as APP2 ICC_PROFILE segments after the SOI and JFIF markers, as Pillow writes it."""
-    if not icc:
-        return jpeg
-    chunks = [icc[i : i + _ICC_CHUNK] for i in range(0, len(icc), _ICC_CHUNK)]
-    segments = b"".join(
-        b"\xff\xe2"
-        + struct.pack(">H", 2 + len(_ICC_MARKER) + 2 + len(chunk))
-        + _ICC_MARKER
-        + bytes((number, len(chunks)))
-        + chunk
-        for number, chunk in enumerate(chunks, start=1)
-    )
-    at = 2 + (2 + int.from_bytes(jpeg[4:6], "big") if jpeg[2:4] == b"\xff\xe0" else 0)
-    return jpeg[:at] + segments + jpeg[at:]
-
-
-def _encode_webp(im: Image.Image, icc: bytes | None, quality: int) -> bytes:
-    im = im.convert("RGBA" if _has_alpha(im) else "RGB")
-    return _save(im, "WEBP", quality=quality, method=4, icc_profile=_icc_for(im.mode, icc))
-
-
-def _encode_png(im: Image.Image, icc: bytes | None) -> bytes:
-    """Lossy palette PNG, the only PNG route that measured a real gain (~0.1-0.25 of the input on photos).
-
-    - RGB and RGBA photos: 256 colours by fast octree without dithering: 3x faster than median cut and no
-      larger, for ~1.7 dB lower PSNR; dithering made files larger. Octree lands white at 254, so palette
-      entries within 2 levels of 0 or 255 (colour and alpha) are snapped there: white backgrounds stay
-      #ffffff. Octree can still give a few opaque pixels near soft edges a partly transparent entry (~0.2 %
-      of them on a feathered cut-out); libimagequant avoids that, but this Pillow is built without it.
-    - RGB with at most 256 colours (logos, flat graphics): exact palette by median cut, lossless.
-    - Greyscale: 64 evenly spaced levels, kept as 8-bit grey; a 256-colour palette of grey measured 1.5x
-      larger than plain grey, which itself gains nothing.
-    - Palette and 1-bit inputs: lossless re-save, since they are already reduced.
-    - Small images and RGBA graphics with few colours also try a lossless re-save and keep the smaller.
-    """
-    if im.mode == "1":
-        return _save(im, "PNG", compress_level=6)
-    if im.mode == "P":
-        transparency = im.info.get("transparency")
-        params: dict[str, Any] = {} if transparency is None else {"transparency": transparency}
-        return _save(im, "PNG", compress_level=6, icc_profile=_icc_for("RGB", icc), **params)
-    if _has_alpha(im):
-        im = im.convert("RGBA")
-    elif im.mode == "L":
-        return _save(im.point(_GREY_LEVELS_LUT), "PNG", compress_level=6, icc_profile=_icc_for("L", icc))
-    else:
-        im = im.convert("RGB")
-    profile = _icc_for(im.mode, icc)
-    few_colours = im.getcolors(256) is not None
-    if im.mode == "RGB" and few_colours:
-        exact = im.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
-        return _save(exact, "PNG", compress_level=6, icc_profile=profile)
-    palette = _snap_extremes(im.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE))
-    candidates = [_save(palette, "PNG", compress_level=6, icc_profile=profile)]
-    if few_colours or im.width * im.height <= SMALL_PNG_PIXELS:
-        candidates.append(_save(im, "PNG", compress_level=6, icc_profile=profile))
-    return min(candidates, key=len)
-
-
-def _snap_extremes(palette_image: Image.Image) -> Image.Image:
-    """Octree palettes land one or two levels short of 0 and 255; snap those entries back (error <= 2)."""
-    mode = palette_image.palette.mode if palette_image.palette else "RGB"
-    channels = len(mode)
-    values = palette_image.getpalette(mode)
-    if values is None:
-        return palette_image
-    for start in range(0, len(values) - channels + 1, channels):
-        rgb = values[start : start + 3]
-        if min(rgb) >= 253:
-            values[start : start + 3] = [255, 255, 255]
-        elif max(rgb) <= 2:
-            values[start : start + 3] = [0, 0, 0]
-        if channels == 4:
-            alpha = values[start + 3]
-            values[start + 3] = 255 if alpha >= 253 else 0 if alpha <= 2 else alpha
-    palette_image.putpalette(values, mode)
-    return palette_image
 
 
 def _bomb_reason(message: str, max_pixels: int) -> str:

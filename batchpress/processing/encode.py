@@ -1,0 +1,59 @@
+"""Pillow's JPEG, WebP and AVIF writers, set up so that only the pixels and a matching ICC profile are written."""
+
+from __future__ import annotations
+
+from io import BytesIO
+from typing import Any
+
+from PIL import Image
+
+from batchpress.processing.decode import has_alpha, icc_space
+
+
+def icc_for(mode: str, icc: bytes | None) -> bytes | None:
+    """The profile only when it matches the output's colour space: a CMYK or grey profile on RGB is wrong."""
+    if not icc:
+        return None
+    wanted = b"GRAY" if mode in ("L", "LA") else b"RGB "
+    return icc if icc_space(icc) == wanted else None
+
+
+def save(im: Image.Image, format: str, **params: Any) -> bytes:
+    # Pillow's JPEG and PNG writers fall back to im.info for comments, XMP and profiles; start from nothing so
+    # that only what is passed here is written.
+    im.info = {}
+    out = BytesIO()
+    im.save(out, format=format, **params)
+    return out.getvalue()
+
+
+def encode_jpeg(im: Image.Image, icc: bytes | None, quality: int) -> bytes:
+    if has_alpha(im):
+        im = _flatten(im)
+    elif im.mode in ("1", "P"):
+        im = im.convert("L" if im.mode == "1" else "RGB")
+    return save(
+        im,
+        "JPEG",
+        quality=quality,
+        subsampling="4:2:0",
+        icc_profile=icc_for(im.mode, icc),
+    )
+
+
+def encode_webp(im: Image.Image, icc: bytes | None, quality: int) -> bytes:
+    im = im.convert("RGBA" if has_alpha(im) else "RGB")
+    return save(im, "WEBP", quality=quality, method=4, icc_profile=icc_for(im.mode, icc))
+
+
+def encode_avif(im: Image.Image, quality: int) -> bytes:
+    return save(im.convert("RGBA" if has_alpha(im) else "RGB"), "AVIF", quality=quality)
+
+
+def _flatten(im: Image.Image) -> Image.Image:
+    """Composite onto white: JPEG has no alpha and product pages are white."""
+    grey = im.mode in ("LA", "La")
+    rgba = im.convert("LA" if grey else "RGBA")
+    background = Image.new("L" if grey else "RGB", im.size, "white")
+    background.paste(rgba.convert("L" if grey else "RGB"), mask=rgba.getchannel("A"))
+    return background
