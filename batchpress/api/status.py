@@ -15,8 +15,9 @@ from starlette.concurrency import run_in_threadpool
 from batchpress.api.auth import KeyId, owned_revision
 from batchpress.api.schemas import OptionsOut, ProductStatus, Progress, RequestStatusOut, error_responses
 from batchpress.api.status_cache import AnswerCache
-from batchpress.api.webhook_status import as_utc, webhook_status
+from batchpress.api.webhook_status import webhook_status
 from batchpress.config import Settings, get_settings
+from batchpress.db.base import as_utc
 from batchpress.db.engine import read_connection, session_scope
 from batchpress.models import Image, ImageState, ProcessingRequest, Product, RequestStatus
 from batchpress.storage import output_url

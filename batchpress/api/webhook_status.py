@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from batchpress.api.auth import KeyId, owned_request
 from batchpress.api.errors import ApiError
 from batchpress.api.schemas import EXAMPLE_ID, WebhookAttemptOut, WebhookOut, error_responses
-from batchpress.db.base import as_utc as as_utc  # re-exported: status.py still imports it from here
+from batchpress.db.base import as_utc
 from batchpress.db.engine import session_scope
 from batchpress.models import ProcessingRequest, RequestStatus, WebhookAttempt, WebhookEvent, WebhookState
 from batchpress.webhooks.delivery import reopen
