@@ -16,11 +16,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from batchpress.api.errors import ApiError
 from batchpress.config import Settings
+from batchpress.db.revisions import read_revision
 from batchpress.models import ProcessingRequest
 
 KEY_ID_LENGTH = 16
@@ -95,15 +95,13 @@ def owned_request(session: Session, request_id: str, key_id: str | None) -> Proc
     return request
 
 
-def owned_revision(connection: Connection, request_id: str, key_id: str | None) -> tuple[uuid.UUID, int]:
+def owned_revision(request_id: str, key_id: str | None) -> tuple[uuid.UUID, int]:
     """``owned_request``'s check reading only the id and revision (db/revisions.py): the status cache's key."""
     rid = _parse_id(request_id)
-    row = connection.execute(
-        select(ProcessingRequest.revision, ProcessingRequest.api_key_id).where(ProcessingRequest.id == rid)
-    ).first()
-    if row is None or (key_id is not None and row.api_key_id != key_id):
+    found = read_revision(rid)
+    if found is None or (key_id is not None and found[1] != key_id):
         raise _not_found(request_id)
-    return rid, row.revision
+    return rid, found[0]
 
 
 def _parse_id(request_id: str) -> uuid.UUID:

@@ -18,7 +18,7 @@ from batchpress.api.status_cache import AnswerCache
 from batchpress.api.webhook_status import webhook_status
 from batchpress.config import Settings, get_settings
 from batchpress.db.base import as_utc
-from batchpress.db.engine import read_connection, session_scope
+from batchpress.db.engine import session_scope
 from batchpress.models import Image, ImageState, ProcessingRequest, Product, RequestStatus
 from batchpress.storage import output_url
 from batchpress.webhooks.events import output_csv_url
@@ -54,7 +54,7 @@ async def request_status(
     primary-key read (api/status_cache.py); pollers that send the ETag back get a 304 without a body."""
     settings = get_settings()
     loop = asyncio.get_running_loop()
-    rid, revision = await loop.run_in_executor(_revision_reads, _owned_revision, request_id, key_id)
+    rid, revision = await loop.run_in_executor(_revision_reads, owned_revision, request_id, key_id)
     etag = _etag(settings, rid, revision, offset, limit)
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
     if if_none_match is not None and etag in (tag.strip() for tag in if_none_match.split(",")):
@@ -65,11 +65,6 @@ async def request_status(
         body = await run_in_threadpool(_render_json, settings, rid, offset, limit)
         _answers.put(etag, body)
     return Response(body, media_type="application/json", headers=headers)
-
-
-def _owned_revision(request_id: str, key_id: str | None) -> tuple[uuid.UUID, int]:
-    with read_connection() as connection:
-        return owned_revision(connection, request_id, key_id)
 
 
 def _render_json(settings: Settings, rid: uuid.UUID, offset: int, limit: int) -> bytes:

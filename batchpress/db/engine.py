@@ -13,14 +13,12 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from batchpress.config import Settings, get_settings
 
 READ_ONLY = "batchpress_read_only"
-# No transaction at all: each statement reads on its own (read_connection).
-SINGLE_READ = "batchpress_single_read"
 
 
 def make_engine(settings: Settings) -> Engine:
@@ -45,9 +43,7 @@ def make_engine(settings: Settings) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
-        options = conn.get_execution_options()
-        if not options.get(SINGLE_READ):
-            conn.exec_driver_sql("BEGIN" if options.get(READ_ONLY) else "BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -83,20 +79,12 @@ def session_scope(*, read_only: bool = False) -> Iterator[Session]:
 
 
 @lru_cache(maxsize=1)
-def _single_read_bind() -> Engine:
-    engine = get_engine()
-    if engine.dialect.name == "sqlite":
-        return engine.execution_options(**{SINGLE_READ: True})
-    return engine.execution_options(isolation_level="AUTOCOMMIT")
-
-
-@contextmanager
-def read_connection() -> Iterator[Connection]:
-    """A connection for one quick read outside any transaction: the status route's check of a request's revision
-    before it answers from its cache. A Session and a BEGIN/ROLLBACK pair around one SELECT measured three times
-    its cost, most of it SQLite's locking with 32 threads reading at once."""
-    with _single_read_bind().connect() as connection:
-        yield connection
+def autocommit_engine() -> Engine:
+    """For single reads outside any transaction on a bare DBAPI cursor (db/revisions.py ``read_revision``)."""
+    settings = get_settings()
+    if settings.is_sqlite:
+        return get_engine()  # its connections leave transactions to the "begin" hook: a bare cursor has none
+    return create_engine(settings.database_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True, pool_size=2)
 
 
 def reset_engine() -> None:
@@ -105,5 +93,7 @@ def reset_engine() -> None:
         get_engine().dispose(close=False)
     _factory.cache_clear()
     _bind.cache_clear()
-    _single_read_bind.cache_clear()
+    if autocommit_engine.cache_info().currsize and autocommit_engine() is not get_engine():
+        autocommit_engine().dispose(close=False)
+    autocommit_engine.cache_clear()
     get_engine.cache_clear()

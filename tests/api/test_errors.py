@@ -120,12 +120,12 @@ def call_app(path: str, headers: dict[str, str]) -> httpx.Response:
 def test_an_unexpected_error_is_a_500_without_details_but_logged_with_its_id(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def database_down(**_: object) -> None:
+    def database_down(*_: object) -> None:
         raise RuntimeError("connection to db.internal failed: password=hunter2")
 
     monkeypatch.setenv("BATCHPRESS_DATA_DIR", str(tmp_path))
     get_settings.cache_clear()
-    monkeypatch.setattr("batchpress.api.status.read_connection", database_down)
+    monkeypatch.setattr("batchpress.api.auth.read_revision", database_down)
     caplog.handler.addFilter(RequestIdFilter())
     try:
         with caplog.at_level(logging.INFO):
