@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from batchpress.api.auth import KeyId, owned_revision
 from batchpress.api.schemas import OptionsOut, ProductStatus, Progress, RequestStatusOut, error_responses
-from batchpress.api.status_cache import AnswerCache
+from batchpress.api.status_cache import Answer, AnswerCache, accepts_gzip
 from batchpress.api.webhook_status import webhook_status
 from batchpress.config import Settings, get_settings
 from batchpress.db.base import as_utc
@@ -38,7 +38,12 @@ _revision_reads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="status-r
     response_model=RequestStatusOut,
     summary="A request's status, progress and products (paged)",
     responses={
-        200: {"headers": {"ETag": {"description": "changes whenever the answer does", "schema": {"type": "string"}}}},
+        200: {
+            "headers": {
+                "ETag": {"description": "changes whenever the answer does", "schema": {"type": "string"}},
+                "Content-Encoding": {"description": "gzip when the request's Accept-Encoding allows it"},
+            }
+        },
         304: {"description": "unchanged since the ETag sent in If-None-Match"},
         **error_responses(401, 404),
     },
@@ -49,27 +54,32 @@ async def request_status(
     offset: Annotated[int, Query(ge=0, description="first product to list, in CSV order")] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="how many products to list")] = MAX_PAGE,
     if_none_match: Annotated[str | None, Header(description="an ETag from an earlier answer")] = None,
+    accept_encoding: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Response:
     """Answers are rendered once per revision of the request and page, then served from memory after one
     primary-key read (api/status_cache.py); pollers that send the ETag back get a 304 without a body."""
     settings = get_settings()
     loop = asyncio.get_running_loop()
     rid, revision = await loop.run_in_executor(_revision_reads, owned_revision, request_id, key_id)
-    etag = _etag(settings, rid, revision, offset, limit)
-    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    key = _etag(settings, rid, revision, offset, limit)
+    gzipped = accepts_gzip(accept_encoding)
+    etag = f'{key[:-1]}-gz"' if gzipped else key  # each encoding of an answer is a representation of its own
+    headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
     if if_none_match is not None and etag in (tag.strip() for tag in if_none_match.split(",")):
         return Response(status_code=304, headers=headers)
-    body = _answers.get(etag)
-    if body is None:
+    answer = _answers.get(key)
+    if answer is None:
         # Read after the revision, so what is rendered is at least as new as the revision it is stored under.
-        body = await run_in_threadpool(_render_json, settings, rid, offset, limit)
-        _answers.put(etag, body)
-    return Response(body, media_type="application/json", headers=headers)
+        answer = await run_in_threadpool(_render_answer, settings, rid, offset, limit)
+        _answers.put(key, answer)
+    if gzipped:
+        return Response(answer.gzipped, media_type="application/json", headers={**headers, "Content-Encoding": "gzip"})
+    return Response(answer.json, media_type="application/json", headers=headers)
 
 
-def _render_json(settings: Settings, rid: uuid.UUID, offset: int, limit: int) -> bytes:
+def _render_answer(settings: Settings, rid: uuid.UUID, offset: int, limit: int) -> Answer:
     with session_scope(read_only=True) as session:
-        return render(session, settings, rid, offset, limit).model_dump_json().encode()
+        return Answer.of(render(session, settings, rid, offset, limit).model_dump_json().encode())
 
 
 def _etag(settings: Settings, rid: uuid.UUID, revision: int, offset: int, limit: int) -> str:

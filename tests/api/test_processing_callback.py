@@ -297,3 +297,32 @@ def test_status_etag_changes_with_every_reported_result(service: Service) -> Non
     assert final.status_code == 200
     assert final.json()["status"] == "completed_with_errors"
     assert image_counts(final.json()) == {"total_images": 2, "processed": 1, "failed": 1, "pending": 0}
+
+
+def test_status_is_gzipped_for_clients_that_accept_it(service: Service) -> None:
+    """A page of many products is mostly repeated URLs: gzip shrinks it many times over, and each encoding has an
+    ETag of its own, so a 304 always refers to the bytes the client holds."""
+    request_id = upload(service, products=200, images=3)
+    url = f"{service.base_url}/api/status/{request_id}/"
+
+    plain = httpx.get(url, headers={"Accept-Encoding": "identity"}, timeout=30)
+    packed = httpx.get(url, headers={"Accept-Encoding": "br, gzip;q=0.8"}, timeout=30)
+    refused = httpx.get(url, headers={"Accept-Encoding": "gzip;q=0, deflate"}, timeout=30)
+
+    assert "content-encoding" not in plain.headers
+    assert "content-encoding" not in refused.headers
+    assert packed.headers["content-encoding"] == "gzip"
+    assert int(packed.headers["content-length"]) * 5 < int(plain.headers["content-length"])
+    assert packed.json() == plain.json() == refused.json()  # httpx inflates the gzipped body
+    assert len(plain.json()["products"]) == 200
+    assert all(r.headers["vary"] == "Accept-Encoding" for r in (plain, packed, refused))
+    assert packed.headers["etag"] != plain.headers["etag"] == refused.headers["etag"]
+
+    for response, encoding in ((plain, "identity"), (packed, "gzip")):
+        again = httpx.get(
+            url, headers={"Accept-Encoding": encoding, "If-None-Match": response.headers["etag"]}, timeout=30
+        )
+        assert again.status_code == 304
+    cross = httpx.get(url, headers={"Accept-Encoding": "gzip", "If-None-Match": plain.headers["etag"]}, timeout=30)
+    assert cross.status_code == 200
+    assert cross.headers["content-encoding"] == "gzip"
