@@ -18,8 +18,24 @@ from tests.support.photos import make_image
 from tests.support.servers import ImageServer, Service
 
 CLIENTS = 32
-# The status as a client polls progress, and the full first page (every product of a 1,000-product request).
-VARIANTS: dict[str, dict[str, int] | None] = {"poll": {"limit": 1}, "full": None}
+GZIP = "gzip, deflate"  # what httpx and requests send; browsers add br and zstd
+
+
+@dataclass(frozen=True)
+class Variant:
+    label: str
+    params: dict[str, int] | None
+    accept_encoding: str | None
+    goals: bool = True  # whether the issue's targets apply to it
+
+
+# The status as a client polls progress, the full first page (every product of a 1,000-product request), and that
+# page to a client that does not accept gzip, for comparison.
+VARIANTS = {
+    "poll": Variant("progress poll (limit=1)", {"limit": 1}, GZIP),
+    "full": Variant("full page ({products} products)", None, GZIP),
+    "full-identity": Variant("full page, no gzip", None, None, goals=False),
+}
 
 
 def ingest_csv(rows: int) -> str:
@@ -62,14 +78,13 @@ class Latencies:
         return {k: round(v, 5) for k, v in self.__dict__.items()}
 
 
-def status_round(
-    base_url: str, request_id: str, clients: int, requests: int, params: dict[str, int] | None = None
-) -> Latencies:
+def status_round(base_url: str, request_id: str, clients: int, requests: int, variant: Variant) -> Latencies:
     """``clients`` keep-alive connections share ``requests`` GETs of the status (``params={"limit": 1}`` for a
     progress poll; none for the full first page of up to 1,000 products), from a load process of their own."""
+    params = variant.params
     query = "?" + "&".join(f"{k}={v}" for k, v in params.items()) if params else ""
     psutil.cpu_percent(None)
-    result = closed_loop(f"{base_url}/api/status/{request_id}/{query}", clients, requests)
+    result = closed_loop(f"{base_url}/api/status/{request_id}/{query}", clients, requests, variant.accept_encoding)
     cpu = psutil.cpu_percent(None)
     samples = result.latencies
     cuts = statistics.quantiles(samples, n=100, method="inclusive")
