@@ -14,8 +14,9 @@ import psutil
 from benchmarks.corpus import Corpus, products_csv, serve
 from benchmarks.endtoend import DEFAULTS, TERMINAL, upload, vm_hwm_bytes
 from benchmarks.http_load import closed_loop
+from benchmarks.origin import Origin
 from tests.support.photos import make_image
-from tests.support.servers import ImageServer, Service
+from tests.support.servers import Service
 
 CLIENTS = 32
 GZIP = "gzip, deflate"  # what httpx and requests send; browsers add br and zstd
@@ -100,7 +101,7 @@ def wait_terminal(api: Service, request_id: str, timeout: float = 600) -> dict[s
     return status
 
 
-def status_request(api: Service, server: ImageServer, products: int) -> tuple[str, int, float]:
+def status_request(api: Service, server: Origin, products: int) -> tuple[str, int, float]:
     """A finished request of ``products`` products (one to three tiny images each) to read the status of. Run
     first, it is also the warm-up: every pool process has imported, connected and compressed by its end.
     Returns its id, its image count and the seconds it took, a measure of the per-image overhead."""
@@ -116,7 +117,7 @@ def status_request(api: Service, server: ImageServer, products: int) -> tuple[st
 
 def status_latency(
     api: Service,
-    server: ImageServer,
+    server: Origin,
     request_id: str,
     jpeg_set: Corpus,
     e2e_rate: float,

@@ -38,10 +38,11 @@ from benchmarks.endtoend import (
     warm_up,
     worker_pool_peaks,
 )
+from benchmarks.origin import Origin
 from benchmarks.report import Row, machine, table
 from tests.support.cluster import port_open
 from tests.support.photos import make_image
-from tests.support.servers import ImageServer, Service
+from tests.support.servers import Service
 
 MB = 1e6
 # Targets from the issue: end to end against the codec limit, and against the naive baseline, per set.
@@ -126,7 +127,7 @@ def measure(sizes: Sizes, repeats: int, seed: int, skip_pg: str | None, parts: s
         for name, runs in results["codec"].items():
             log(f"  {name}: {', '.join(f'{r:.2f}' for r in runs)} s")
 
-    with ImageServer() as server, tempfile.TemporaryDirectory(prefix="bp-bench-") as tmp, ExitStack() as stack:
+    with Origin() as server, tempfile.TemporaryDirectory(prefix="bp-bench-") as tmp, ExitStack() as stack:
         root = Path(tmp)
         csvs = {c.name: products_csv(serve(server, c), seed) for c in sets}
         log("end to end, embedded (SQLite + filesystem broker)")

@@ -18,8 +18,8 @@ from io import BytesIO
 
 from PIL import Image
 
+from benchmarks.origin import Origin
 from tests.support.photos import make_image
-from tests.support.servers import ImageServer
 
 ASPECTS = (4 / 3, 3 / 4, 1.0, 3 / 2, 2 / 3, 16 / 9)
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
@@ -35,7 +35,7 @@ class Spec:
 
 @dataclass(frozen=True)
 class Photo:
-    path: str  # where the image server serves it
+    path: str  # where the origin serves it
     format: str  # "JPEG" | "PNG" | "WEBP"
     data: bytes
     width: int
@@ -116,8 +116,8 @@ def build(jpegs: int, mixed: int, seed: int, *, scale: float = 1.0) -> tuple[Cor
     return Corpus("jpeg", tuple(jpeg_set)), Corpus("mixed", tuple(mixed_photos))
 
 
-def serve(server: ImageServer, corpus: Corpus, copy: int = 0) -> list[str]:
-    """Register the corpus on the image server (``copy`` > 0 adds it again under other paths) and return URLs."""
+def serve(server: Origin, corpus: Corpus, copy: int = 0) -> list[str]:
+    """Register the corpus on the origin (``copy`` > 0 adds it again under other paths) and return URLs."""
     prefix = f"/copy{copy}" if copy else ""
     return [server.add(prefix + p.path, p.data, CONTENT_TYPES[p.format]) for p in corpus.photos]
 

@@ -22,8 +22,9 @@ import psutil
 
 from batchpress.config import Settings
 from benchmarks import naive
+from benchmarks.origin import Origin
 from tests.support.cluster import Cluster, postgres_database
-from tests.support.servers import REPO, ImageServer, Service
+from tests.support.servers import REPO, Service
 
 TERMINAL = {"completed", "completed_with_errors", "failed"}
 PG_ADMIN = "postgresql://root@127.0.0.1:5432/test"
@@ -73,7 +74,7 @@ def timed_run(api: Service, csv_text: str, images: int, timeout: float = 600) ->
     return Run(now - answered, first if first is not None else now - answered, images)
 
 
-def warm_up(api: Service, server: ImageServer, jpeg: bytes, images: int) -> None:
+def warm_up(api: Service, server: Origin, jpeg: bytes, images: int) -> None:
     """A small batch first, so every pool process has its connections and imports before anything is timed."""
     urls = [server.add(f"/warm/{uuid.uuid4().hex}.jpg", jpeg) for _ in range(images)]
     lines = ["S. No.,Product Name,Input Image Urls", *(f"{i},Warm {i},{u}" for i, u in enumerate(urls, 1))]

@@ -14,14 +14,14 @@ import time
 import uuid
 from pathlib import Path
 
+from benchmarks.origin import Origin
 from tests.support.cluster import Cluster, port_open, postgres_database
 from tests.support.photos import make_image
-from tests.support.servers import ImageServer
 
 PG_ADMIN = "postgresql://root@127.0.0.1:5432/test"
 
 
-def corpus_csv(server: ImageServer, images: int, size: tuple[int, int]) -> str:
+def corpus_csv(server: Origin, images: int, size: tuple[int, int]) -> str:
     lines = ["S. No.,Product Name,Input Image Urls"]
     for serial in range(1, images // 2 + 1):
         urls = [server.add(f"/bench/{serial}-{k}.jpg", make_image("jpeg", serial * 2 + k, size)) for k in range(2)]
@@ -66,7 +66,7 @@ def main() -> None:
     if not (port_open(5432) and port_open(6379)):
         raise SystemExit("needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379")
 
-    with ImageServer() as server:
+    with Origin() as server:
         csv_text = corpus_csv(server, args.images, (args.width, args.height))
         megapixels = args.width * args.height / 1e6
         results: dict[int, float] = {}
