@@ -80,8 +80,8 @@ class Latencies:
 
 
 def status_round(base_url: str, request_id: str, clients: int, requests: int, variant: Variant) -> Latencies:
-    """``clients`` keep-alive connections share ``requests`` GETs of the status (``params={"limit": 1}`` for a
-    progress poll; none for the full first page of up to 1,000 products), from a load process of their own."""
+    """``clients`` keep-alive connections share ``requests`` GETs of the status as ``variant`` asks for it (one of
+    ``VARIANTS``), from a load process of their own."""
     params = variant.params
     query = "?" + "&".join(f"{k}={v}" for k, v in params.items()) if params else ""
     psutil.cpu_percent(None)

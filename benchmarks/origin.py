@@ -69,28 +69,24 @@ class Origin:
         # The status benchmark adds the JPEG set up to 40 times under other paths: each distinct body is written
         # once and every path is a hard link to it. A bytes key hashes once and then matches by identity.
         self._blobs: dict[bytes, Path] = {}
-        self._typed: set[str] = set()
         self._process: subprocess.Popen[bytes] | None = None
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def add(self, path: str, body: bytes, content_type: str = "image/jpeg") -> str:
-        """Serve ``body`` at ``path`` from now on; a reader sees the old file or the new one, never half of one."""
+        """Serve ``body`` at ``path`` from now on; a reader sees the old file or the new one, never half of one.
+        The content type comes from the path's extension, so ``content_type`` must be the one it names."""
         rel = relative(path)
         if rel is None:
             raise ValueError(f"not a plain path: {path!r}")
+        if content_type != _content_type(rel):
+            raise ValueError(f"{path!r} would be served as {_content_type(rel)}, not {content_type}")
         blob = self._blobs.get(body)
         if blob is None:
             blob = self.root / "blobs" / str(len(self._blobs))
             _write_atomically(blob, body)
             self._blobs[body] = blob
-        if content_type != TYPES.get(Path(rel).suffix.lower(), DEFAULT_TYPE):
-            _write_atomically(self.root / "types" / rel, content_type.encode())
-            self._typed.add(rel)
-        elif rel in self._typed:
-            (self.root / "types" / rel).unlink(missing_ok=True)
-            self._typed.discard(rel)
         target = self.root / "files" / rel
         temp = _temporary(target)
         temp.unlink(missing_ok=True)
@@ -129,12 +125,8 @@ def _head(status: int, length: int, content_type: str = "text/plain", close: boo
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def _content_type(root: str, rel: str) -> str:
-    try:
-        with open(os.path.join(root, "types", rel), "rb") as sidecar:
-            return sidecar.read().decode("latin-1")
-    except OSError:
-        return TYPES.get(os.path.splitext(rel)[1].lower(), DEFAULT_TYPE)
+def _content_type(rel: str) -> str:
+    return TYPES.get(os.path.splitext(rel)[1].lower(), DEFAULT_TYPE)
 
 
 def _open(root: str, rel: str) -> tuple[int, int] | None:
@@ -177,7 +169,7 @@ def _answer(conn: socket.socket, head: bytes, root: str) -> bool:
     fd, size = opened
     try:
         send_body = method == "GET" and size > 0
-        conn.sendall(_head(200, size, _content_type(root, rel), not keep), socket.MSG_MORE if send_body else 0)
+        conn.sendall(_head(200, size, _content_type(rel), not keep), socket.MSG_MORE if send_body else 0)
         offset = 0
         while send_body and offset < size:
             sent = os.sendfile(conn.fileno(), fd, offset, size - offset)

@@ -42,8 +42,19 @@ def accepts_gzip(accept_encoding: str | None) -> bool:
     for item in (accept_encoding or "").split(","):
         coding, *params = (part.strip().lower() for part in item.split(";"))
         if coding in ("gzip", "*"):
-            return not any(p.replace(" ", "") in ("q=0", "q=0.0", "q=0.00", "q=0.000") for p in params)
+            return _quality(params) > 0
     return False
+
+
+def _quality(params: list[str]) -> float:
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip() == "q":
+            try:
+                return float(value)
+            except ValueError:
+                return 0.0
+    return 1.0
 
 
 class AnswerCache:

@@ -54,14 +54,10 @@ def get_engine() -> Engine:
 
 
 @lru_cache(maxsize=2)
-def _bind(read_only: bool) -> Engine:
-    engine = get_engine()
-    return engine.execution_options(**{READ_ONLY: True}) if read_only else engine
-
-
-@lru_cache(maxsize=2)
 def _factory(read_only: bool) -> sessionmaker[Session]:
-    return sessionmaker(bind=_bind(read_only), expire_on_commit=False)
+    engine = get_engine()
+    bind = engine.execution_options(**{READ_ONLY: True}) if read_only else engine
+    return sessionmaker(bind=bind, expire_on_commit=False)
 
 
 @contextmanager
@@ -92,7 +88,6 @@ def reset_engine() -> None:
     if get_engine.cache_info().currsize:
         get_engine().dispose(close=False)
     _factory.cache_clear()
-    _bind.cache_clear()
     if autocommit_engine.cache_info().currsize and autocommit_engine() is not get_engine():
         autocommit_engine().dispose(close=False)
     autocommit_engine.cache_clear()

@@ -57,16 +57,12 @@ def record_results(session: Session, outcomes: list[tuple[int, Outcome]], *, tok
     if not outcomes:
         return 0
     now = utcnow()
-    done = [_done_row(image_id, o, now, token) for image_id, o in outcomes if isinstance(o, Compressed)]
-    failed = [_failed_row(image_id, o, now, token) for image_id, o in outcomes if isinstance(o, Failed)]
     connection = session.connection()
     stored = 0
-    for statement, rows in (
-        (_record_statement(True, token is not None), done),
-        (_record_statement(False, token is not None), failed),
-    ):
+    for compressed in (True, False):
+        rows = [_params(i, o, now, token) for i, o in outcomes if isinstance(o, Compressed) == compressed]
         if rows:
-            stored += connection.execute(statement, rows).rowcount
+            stored += connection.execute(_record_statement(compressed, token is not None), rows).rowcount
     if stored:
         # Every request of the batch, though an image whose lease was lost changed nothing: an extra bump only
         # makes pollers fetch an unchanged answer once.
@@ -77,8 +73,7 @@ def record_results(session: Session, outcomes: list[tuple[int, Outcome]], *, tok
 
 @lru_cache(maxsize=4)
 def _record_statement(compressed: bool, leased: bool) -> Update:
-    """The guarded UPDATE for one kind of outcome, built once; its parameters come from ``_done_row`` or
-    ``_failed_row``."""
+    """The guarded UPDATE for one kind of outcome, built once; ``_params`` gives each row's parameters."""
     table = cast(Table, Image.__table__)
     # The open states as literals: an expanding IN parameter cannot go into an executemany.
     conditions = [table.c.id == bindparam("b_id"), table.c.state.in_([literal(s) for s in OPEN_STATES])]
@@ -95,29 +90,23 @@ def _record_statement(compressed: bool, leased: bool) -> Update:
     )
 
 
-def _done_row(image_id: int, outcome: Compressed, now: dt.datetime, token: str | None) -> dict[str, object]:
-    return {
+def _params(image_id: int, outcome: Outcome, now: dt.datetime, token: str | None) -> dict[str, object]:
+    """One row's parameters for ``_record_statement`` of its kind."""
+    row: dict[str, object] = {
         "b_id": image_id,
         "b_token": token,
-        "b_output_url": outcome.output_url,
-        "b_output_key": outcome.output_key,
-        "b_input_bytes": outcome.input_bytes,
-        "b_output_bytes": outcome.output_bytes,
-        "b_error": None,
         "b_download_ms": outcome.download_ms,
         "b_process_ms": outcome.process_ms,
         "b_updated_at": now,
     }
-
-
-def _failed_row(image_id: int, outcome: Failed, now: dt.datetime, token: str | None) -> dict[str, object]:
-    return {
-        "b_id": image_id,
-        "b_token": token,
-        "b_error": outcome.reason[:MAX_ERROR_CHARS],
-        "b_download_ms": outcome.download_ms,
-        "b_process_ms": outcome.process_ms,
-        "b_updated_at": now,
+    if isinstance(outcome, Failed):
+        return row | {"b_error": outcome.reason[:MAX_ERROR_CHARS]}
+    return row | {
+        "b_error": None,
+        "b_output_url": outcome.output_url,
+        "b_output_key": outcome.output_key,
+        "b_input_bytes": outcome.input_bytes,
+        "b_output_bytes": outcome.output_bytes,
     }
 
 
