@@ -2,9 +2,6 @@ from __future__ import annotations
 
 import gc
 import mimetypes
-import multiprocessing
-import os
-import signal
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -16,10 +13,8 @@ from batchpress.api.body_limit import BodyLimitMiddleware
 from batchpress.api.errors import install_error_handlers
 from batchpress.api.request_id import RequestIdMiddleware
 from batchpress.config import get_settings
-from batchpress.logs import configure_logging
 from batchpress.observability import router as operations_router
 from batchpress.web import pages
-from batchpress.worker.parent_death import die_with_parent
 
 DESCRIPTION = """Upload a CSV of product image URLs; every image is compressed in the background.
 
@@ -36,15 +31,7 @@ mimetypes.add_type("image/avif", ".avif")
 
 
 def create_served_app() -> FastAPI:
-    """The app as ``serve`` runs it. In a Uvicorn worker process (``BATCHPRESS_API_WORKERS`` > 1, started by
-    ``spawn``) it first sets that process up as ``serve`` is: logging, and dying with its parent, so a
-    ``kill -9`` of ``serve`` leaves no process holding the port."""
-    parent = multiprocessing.parent_process()
-    if parent is not None:
-        die_with_parent(signal.SIGTERM)
-        if os.getppid() != parent.pid:  # the parent died before the line above could arrange anything
-            raise SystemExit(1)
-        configure_logging(get_settings().log_format)
+    """The app as ``serve`` runs it, in its own process or in each of its API processes (cli/api_processes.py)."""
     app = create_app()
     # What is alive now (modules, routes, models) lives as long as the process; frozen, the collector never scans
     # it again. Unfrozen, a full collection paused every request in flight: /healthz p99 at 32 clients measured

@@ -17,6 +17,7 @@ import threading
 
 import uvicorn
 
+from batchpress.cli.api_processes import APP, ApiProcesses, exit_unless_port_free
 from batchpress.config import Settings
 from batchpress.db.migrate import upgrade
 from batchpress.worker.parent_death import die_with_parent
@@ -114,6 +115,7 @@ def run_service(settings: Settings, *, with_worker: bool) -> None:
         log.warning("%s", warning)
         if settings.log_format == "text":  # a banner would break JSON lines; the WARNING record carries it there
             print(f"\n{'!' * 100}\nWARNING: {warning}\n{'!' * 100}\n", file=sys.stderr, flush=True)
+    exit_unless_port_free(settings.host, settings.port)
     upgrade(settings)
     supervisor = WorkerSupervisor() if with_worker else None
     if supervisor is not None:
@@ -126,17 +128,23 @@ def run_service(settings: Settings, *, with_worker: bool) -> None:
             settings.public_base_url,
             settings.api_workers,
         )
-        # log_config=None: uvicorn's loggers propagate to the root handler set up by the CLI (text or JSON lines).
-        uvicorn.run(
-            "batchpress.api.app:create_served_app",
-            factory=True,
-            workers=settings.api_workers,
-            host=settings.host,
-            port=settings.port,
-            log_level="info",
-            log_config=None,
-            access_log=False,
-        )
+        if settings.api_workers == 1:
+            # log_config=None: uvicorn's loggers propagate to the root handler set up by the CLI (text or JSON).
+            uvicorn.run(
+                APP,
+                factory=True,
+                host=settings.host,
+                port=settings.port,
+                log_level="info",
+                log_config=None,
+                access_log=False,
+            )
+        else:
+            api = ApiProcesses(settings.host, settings.port, settings.log_format, settings.api_workers)
+            try:
+                api.run()
+            finally:
+                api.stop()
     finally:
         if supervisor is not None:
             supervisor.stop()

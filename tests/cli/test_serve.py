@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import signal
+import socket
+import subprocess
+import sys
 import time
 
+import httpx
 import psutil
 import pytest
 
@@ -37,10 +41,39 @@ def test_serve_replaces_a_dead_worker(start_service: StartService) -> None:
 
 
 def api_processes(service: Service) -> list[psutil.Process]:
-    """Uvicorn's API processes, which it starts with multiprocessing's ``spawn``."""
+    """The API processes (cli/api_processes.py), which ``serve`` starts with multiprocessing's ``spawn``."""
     assert service.process is not None
     children = psutil.Process(service.process.pid).children()
     return [p for p in children if "spawn_main" in " ".join(p.cmdline())]
+
+
+def listening(processes: list[psutil.Process], port: int, timeout: float = 60) -> None:
+    """Wait until each process has its own listening socket on ``port``: ``serve`` answers once the first does."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(
+            any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in p.net_connections()) for p in processes
+        ):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"not every API process listens on {port}")
+
+
+def connections_per_process(service: Service, count: int) -> list[int]:
+    """Open ``count`` keep-alive connections at once, make a request on each, and count where they landed."""
+    sockets = [socket.create_connection(("127.0.0.1", service.port), timeout=10) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        for sock in sockets:
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        return [
+            sum(1 for c in p.net_connections() if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == service.port)
+            for p in api_processes(service)
+        ]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def test_several_api_processes_share_the_port_and_die_with_serve(
@@ -49,12 +82,18 @@ def test_several_api_processes_share_the_port_and_die_with_serve(
     service = start_service("--no-worker", BATCHPRESS_API_WORKERS="2")
     apis = api_processes(service)
     assert len(apis) == 2
+    listening(apis, service.port)
     url = image_server.add("/several-apis/1.jpg", b"not fetched: no worker runs")
     accepted = service.upload(f"S. No.,Product Name,Input Image Urls\n1,Shoe,{url}\n")
     assert accepted.status_code == 202, accepted.text
     request_id = accepted.json()["request_id"]
     for _ in range(10):  # a connection each, which either process may accept
         assert service.status(request_id)["status"] == "pending"
+    # Each process has a socket of its own: clients that connect at once are spread across both, not all taken by
+    # whichever woke first (with 32 connections hashed over two sockets, all on one is a 1-in-2^31 chance).
+    spread = connections_per_process(service, 32)
+    assert sum(spread) == 32
+    assert min(spread) > 0, spread
 
     assert service.process is not None
     service.process.kill()
@@ -68,3 +107,35 @@ def test_several_api_processes_share_the_port_and_die_with_serve(
     assert again.stop() == 0
     _gone, alive = psutil.wait_procs(apis, timeout=10)
     assert not alive, "API processes outlived serve's SIGTERM"
+
+
+def test_serve_replaces_a_dead_api_process(start_service: StartService) -> None:
+    service = start_service("--no-worker", BATCHPRESS_API_WORKERS="2")
+    first, other = api_processes(service)
+    listening([first, other], service.port)
+    first.kill()
+    first.wait(10)
+    deadline = time.monotonic() + 60
+    while {p.pid for p in api_processes(service)} in ({other.pid}, {first.pid, other.pid}):
+        assert time.monotonic() < deadline, service.log()
+        time.sleep(0.2)
+    apis = api_processes(service)
+    assert len(apis) == 2
+    assert first.pid not in {p.pid for p in apis}
+    listening(apis, service.port)
+    assert "starting another" in service.log()
+    assert min(connections_per_process(service, 32)) > 0
+
+
+def test_a_second_serve_on_a_taken_port_says_so_and_exits(start_service: StartService) -> None:
+    service = start_service("--no-worker", BATCHPRESS_API_WORKERS="2")
+    second = subprocess.run(
+        [sys.executable, "-m", "batchpress", "serve", "--no-worker"],
+        env={**service.env, "BATCHPRESS_DATA_DIR": str(service.data_dir.parent / "second")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert second.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{service.port}" in second.stderr
+    assert httpx.get(f"{service.base_url}/healthz", timeout=10).status_code == 200, "the first one still serves"
