@@ -72,10 +72,21 @@ async def current_key_id(
 
     ``async`` though it awaits nothing: FastAPI runs a plain ``def`` dependency on its thread pool, and that extra
     hop on every request measured ~30 % of the status route's throughput under 32 clients."""
-    keys: ApiKeys = request.app.state.api_keys
+    return _key_id(request.app.state.api_keys, bearer.credentials if bearer else None, header_key)
+
+
+def request_key_id(request: Request) -> str | None:
+    """``current_key_id`` for a route that reads its own headers (the status route, for speed): the same two
+    headers, read as ``HTTPBearer`` and ``APIKeyHeader`` read them."""
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    bearer = credentials if scheme.lower() == "bearer" and credentials else None
+    return _key_id(request.app.state.api_keys, bearer, request.headers.get("x-api-key"))
+
+
+def _key_id(keys: ApiKeys, bearer: str | None, header_key: str | None) -> str | None:
     if not keys:
         return None
-    presented = [key for key in (bearer.credentials if bearer else None, header_key) if key]
+    presented = [key for key in (bearer, header_key) if key]
     if not presented:
         raise _unauthorized("an API key is required: send Authorization: Bearer <key> or X-API-Key: <key>")
     for key in presented:
@@ -95,10 +106,11 @@ def owned_request(session: Session, request_id: str, key_id: str | None) -> Proc
     return request
 
 
-def owned_revision(request_id: str, key_id: str | None) -> tuple[uuid.UUID, int]:
-    """``owned_request``'s check reading only the id and revision (db/revisions.py): the status cache's key."""
+def owned_revision(request_id: str, key_id: str | None, *, wait: bool = True) -> tuple[uuid.UUID, int]:
+    """``owned_request``'s check reading only the id and revision (db/revisions.py, where ``wait`` is explained):
+    the status cache's key."""
     rid = _parse_id(request_id)
-    found = read_revision(rid)
+    found = read_revision(rid, wait=wait)
     if found is None or (key_id is not None and found[1] != key_id):
         raise _not_found(request_id)
     return rid, found[0]

@@ -8,6 +8,9 @@ state change (webhooks/). Lease renewals, claims and requeues are not shown and 
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import threading
 import uuid
 from collections.abc import Callable, Iterable
 from functools import lru_cache
@@ -31,14 +34,32 @@ def bump_revision(session: Session, request_ids: Iterable[uuid.UUID]) -> None:
         )
 
 
-def read_revision(request_id: uuid.UUID) -> tuple[int, str | None] | None:
+class WouldWait(Exception):
+    """The read cannot be done without waiting: the database is across the network, or SQLite reported a lock."""
+
+
+def read_revision(request_id: uuid.UUID, *, wait: bool = True) -> tuple[int, str | None] | None:
     """The request's revision and owning key id, or ``None`` if there is no such request.
 
     The status route asks this on every call, a thousand times a second under load: on a bare DBAPI cursor outside
     any transaction it takes ~20 us on SQLite, against ~300 us for the same SELECT through a SQLAlchemy connection.
+
+    ``wait=False`` is for the event loop to call directly, since the hop to a thread and back measured ~250 us, ten
+    times the read. On SQLite it reads on this thread's own connection: in WAL mode a reader takes no lock that a
+    writer or a passive checkpoint holds for more than microseconds, and ``timeout=0`` turns a lock SQLite does
+    report into ``WouldWait`` instead of a sleep on the loop. Elsewhere it raises ``WouldWait`` at once: a network
+    round trip belongs on a thread.
     """
     engine = autocommit_engine()
     sql, params = _revision_query(engine.dialect)
+    if not wait:
+        if engine.dialect.name != "sqlite":
+            raise WouldWait("a round trip to the database server")
+        try:
+            row = _no_wait_connection(engine.url.database or "").execute(sql, params(request_id)).fetchone()
+        except sqlite3.OperationalError as exc:
+            raise WouldWait(str(exc)) from exc
+        return None if row is None else (int(row[0]), row[1])
     connection = engine.raw_connection()
     try:
         cursor = connection.cursor()
@@ -48,6 +69,20 @@ def read_revision(request_id: uuid.UUID) -> tuple[int, str | None] | None:
     finally:
         connection.close()
     return None if row is None else (int(row[0]), row[1])
+
+
+_local = threading.local()
+
+
+def _no_wait_connection(database: str) -> sqlite3.Connection:
+    """This thread's read connection to ``database``: autocommit, so no read transaction outlives a call and holds
+    back a checkpoint. Keyed by process too, so none is used across a fork."""
+    connections: dict[tuple[int, str], sqlite3.Connection] = _local.__dict__.setdefault("connections", {})
+    key = (os.getpid(), database)
+    connection = connections.get(key)
+    if connection is None:
+        connection = connections[key] = sqlite3.connect(database, timeout=0, isolation_level=None)
+    return connection
 
 
 @lru_cache(maxsize=4)

@@ -105,6 +105,10 @@ def test_status_and_redeliver_need_a_key(keyed: Service) -> None:
     request_id = uploaded(keyed, KEY_A)
     assert_unauthorized(status(keyed, request_id))
     assert_unauthorized(status(keyed, request_id, bearer("wrong")))
+    assert_unauthorized(status(keyed, request_id, {"Authorization": f"Basic {KEY_A}"}))
+    assert_unauthorized(status(keyed, request_id, {"Authorization": "Bearer"}))
+    assert status(keyed, request_id, {"Authorization": f"bearer {KEY_A}"}).status_code == 200
+    assert status(keyed, request_id, {"Authorization": "Bearer wrong", "X-API-Key": KEY_A}).status_code == 200
     assert_unauthorized(redeliver(keyed, request_id, {}))
 
 

@@ -57,10 +57,22 @@ def test_wrong_method_is_a_405(service: Service) -> None:
     assert response.headers["allow"] == "POST"
 
 
-def test_bad_query_parameter_is_a_422(service: Service) -> None:
-    response = httpx.get(f"{service.base_url}/api/status/{uuid.uuid4()}/", params={"limit": "lots"}, timeout=10)
+@pytest.mark.parametrize(
+    ("params", "location", "message"),
+    [
+        ({"limit": "lots"}, "query.limit", "valid integer"),
+        ({"limit": "0"}, "query.limit", "greater than or equal to 1"),
+        ({"limit": "1001"}, "query.limit", "less than or equal to 1000"),
+        ({"offset": "-1"}, "query.offset", "greater than or equal to 0"),
+        ({"offset": "1.5"}, "query.offset", "valid integer"),
+    ],
+)
+def test_bad_query_parameter_is_a_422(service: Service, params: dict[str, str], location: str, message: str) -> None:
+    response = httpx.get(f"{service.base_url}/api/status/{uuid.uuid4()}/", params=params, timeout=10)
     error = error_of(response, 422, "invalid_request")
-    assert error["details"][0]["location"] == "query.limit"
+    assert error["details"][0]["location"] == location
+    assert message in error["details"][0]["message"]
+    assert location in error["message"]
 
 
 def test_oversized_upload_is_a_413(service: Service) -> None:
@@ -120,7 +132,7 @@ def call_app(path: str, headers: dict[str, str]) -> httpx.Response:
 def test_an_unexpected_error_is_a_500_without_details_but_logged_with_its_id(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def database_down(*_: object) -> None:
+    def database_down(*_: object, **__: object) -> None:
         raise RuntimeError("connection to db.internal failed: password=hunter2")
 
     monkeypatch.setenv("BATCHPRESS_DATA_DIR", str(tmp_path))

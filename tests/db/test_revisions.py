@@ -3,10 +3,20 @@ bookkeeping that the answer does not show leaves it alone. On SQLite and Postgre
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from batchpress.config import Settings
+from batchpress.api.status import _owned_revision as status_revision
+from batchpress.config import Settings, get_settings
+from batchpress.db.engine import reset_engine
+from batchpress.db.revisions import WouldWait, read_revision
 from batchpress.models import Image, WebhookEvent
 from batchpress.processing.leases import claim_images, give_up_exhausted, new_token, renew_lease, requeue_expired
 from batchpress.processing.results import Compressed, Failed, finish_request, mark_processing, record_results
@@ -61,3 +71,50 @@ def test_every_shown_change_bumps_the_revision(sessions: sessionmaker[Session]) 
         event = session.get_one(WebhookEvent, event_id)
         reopen(session, event)
     assert bumped(), "a redelivery asked for"
+
+
+@pytest.fixture
+def served(sessions: sessionmaker[Session], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Point the process-wide engines (the ones the status route reads through) at the test's database; yields its
+    dialect name."""
+    url = sessions.kw["bind"].url
+    monkeypatch.setenv("BATCHPRESS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("BATCHPRESS_DATABASE_URL", url.render_as_string(hide_password=False))
+    get_settings.cache_clear()
+    reset_engine()
+    yield url.get_backend_name()
+    reset_engine()
+    get_settings.cache_clear()
+
+
+def test_a_read_that_cannot_wait_answers_on_sqlite_and_declines_on_postgresql(
+    sessions: sessionmaker[Session], served: str
+) -> None:
+    request_id, _ = new_request(sessions, 1)
+    expected = (revision(sessions, request_id), None)
+    assert read_revision(request_id) == expected
+    assert read_revision(uuid.uuid4()) is None
+    if served == "sqlite":
+        assert read_revision(request_id, wait=False) == expected
+        assert read_revision(uuid.uuid4(), wait=False) is None
+    else:
+        with pytest.raises(WouldWait):
+            read_revision(request_id, wait=False)
+    # Either way the status route gets its answer: at once on SQLite, from a thread on PostgreSQL.
+    assert asyncio.run(status_revision(str(request_id), None)) == (request_id, expected[0])
+
+
+@pytest.mark.parametrize("sessions", ["sqlite"], indirect=True)  # PostgreSQL reads always run on a thread
+def test_a_lock_sqlite_reports_sends_the_read_to_a_thread(
+    sessions: sessionmaker[Session], served: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert served == "sqlite"
+    request_id, _ = new_request(sessions, 1)
+
+    def locked(_database: str) -> sqlite3.Connection:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr("batchpress.db.revisions._no_wait_connection", locked)
+    with pytest.raises(WouldWait, match="locked"):
+        read_revision(request_id, wait=False)
+    assert asyncio.run(status_revision(str(request_id), None)) == (request_id, revision(sessions, request_id))
