@@ -132,22 +132,19 @@ def _integer(
     if raw is None:
         return default
     try:
-        value: int | None = int(raw.strip())
+        value = int(raw.strip())
     except ValueError:
-        value = None
-    problem = (
-        "Input should be a valid integer, unable to parse string as an integer"
-        if value is None
-        else f"Input should be greater than or equal to {minimum}"
-        if value < minimum
-        else f"Input should be less than or equal to {maximum}"
-        if maximum is not None and value > maximum
-        else None
-    )
-    if value is None or problem:
-        errors.append({"loc": ("query", name), "msg": problem, "input": raw})
-        return default
-    return value
+        problem = "Input should be a valid integer, unable to parse string as an integer"
+    else:
+        if value >= minimum and (maximum is None or value <= maximum):
+            return value
+        problem = (
+            f"Input should be greater than or equal to {minimum}"
+            if value < minimum
+            else f"Input should be less than or equal to {maximum}"
+        )
+    errors.append({"loc": ("query", name), "msg": problem, "input": raw})
+    return default
 
 
 def _render_answer(settings: Settings, rid: uuid.UUID, offset: int, limit: int) -> Answer:

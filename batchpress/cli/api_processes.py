@@ -44,10 +44,27 @@ def listening_socket(host: str, port: int, *, shared: bool) -> socket.socket:
     return sock
 
 
-def ensure_port_free(host: str, port: int) -> None:
-    """Fail before anything starts if another program, or another ``serve`` (whose sockets allow sharing only
-    with each other), listens on the port: a bind without ``SO_REUSEPORT`` succeeds only on a free port."""
-    listening_socket(host, port, shared=False).close()
+def exit_unless_port_free(host: str, port: int) -> None:
+    """Stop before anything starts if another program, or another ``serve`` (whose sockets share only with each
+    other), listens on the port: a bind without ``SO_REUSEPORT`` succeeds only on a free port."""
+    try:
+        listening_socket(host, port, shared=False).close()
+    except OSError as exc:
+        log.error("cannot listen on %s:%d: %s", host, port, exc.strerror or exc)
+        raise SystemExit(1) from None
+
+
+def run_server(host: str, port: int, sockets: list[socket.socket] | None = None) -> None:
+    """Uvicorn serving the app on ``sockets`` if given, else on a socket of its own for ``host:port``, until SIGINT
+    or SIGTERM; exits with Uvicorn's start-up failure code when the app or the socket could not start."""
+    # log_config=None: uvicorn's loggers propagate to the root handler the CLI set up (text or JSON lines).
+    config = uvicorn.Config(
+        APP, host=host, port=port, factory=True, log_level="info", log_config=None, access_log=False
+    )
+    server = uvicorn.Server(config)
+    server.run(sockets=sockets)
+    if not server.started:
+        raise SystemExit(STARTUP_FAILURE)
 
 
 def serve_one(host: str, port: int, log_format: Literal["text", "json"]) -> None:
@@ -62,12 +79,7 @@ def serve_one(host: str, port: int, log_format: Literal["text", "json"]) -> None
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s", host, port, exc)
         raise SystemExit(STARTUP_FAILURE) from None
-    # log_config=None: uvicorn's loggers propagate to the root handler set up above (text or JSON lines).
-    config = uvicorn.Config(APP, factory=True, log_level="info", log_config=None, access_log=False)
-    server = uvicorn.Server(config)
-    server.run(sockets=[sock])
-    if not server.started:
-        raise SystemExit(STARTUP_FAILURE)
+    run_server(host, port, [sock])
 
 
 class ApiProcesses:
@@ -116,11 +128,3 @@ class ApiProcesses:
                 log.warning("API process %d did not stop in %d s; killing it", process.pid, STOP_SECONDS)
                 process.kill()
                 process.join()
-
-
-def exit_unless_port_free(host: str, port: int) -> None:
-    try:
-        ensure_port_free(host, port)
-    except OSError as exc:
-        log.error("cannot listen on %s:%d: %s", host, port, exc.strerror or exc)
-        raise SystemExit(1) from None

@@ -15,9 +15,7 @@ import subprocess
 import sys
 import threading
 
-import uvicorn
-
-from batchpress.cli.api_processes import APP, ApiProcesses, exit_unless_port_free
+from batchpress.cli.api_processes import ApiProcesses, exit_unless_port_free, run_server
 from batchpress.config import Settings
 from batchpress.db.migrate import upgrade
 from batchpress.worker.parent_death import die_with_parent
@@ -129,16 +127,7 @@ def run_service(settings: Settings, *, with_worker: bool) -> None:
             settings.api_workers,
         )
         if settings.api_workers == 1:
-            # log_config=None: uvicorn's loggers propagate to the root handler set up by the CLI (text or JSON).
-            uvicorn.run(
-                APP,
-                factory=True,
-                host=settings.host,
-                port=settings.port,
-                log_level="info",
-                log_config=None,
-                access_log=False,
-            )
+            run_server(settings.host, settings.port)
         else:
             api = ApiProcesses(settings.host, settings.port, settings.log_format, settings.api_workers)
             try:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Dialect, bindparam, select, update
+from sqlalchemy import Dialect, Engine, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from batchpress.db.engine import autocommit_engine
@@ -52,23 +52,28 @@ def read_revision(request_id: uuid.UUID, *, wait: bool = True) -> tuple[int, str
     """
     engine = autocommit_engine()
     sql, params = _revision_query(engine.dialect)
-    if not wait:
-        if engine.dialect.name != "sqlite":
-            raise WouldWait("a round trip to the database server")
+    if wait:
+        row = _read_pooled(engine, sql, params(request_id))
+    elif engine.dialect.name != "sqlite":
+        raise WouldWait("a round trip to the database server")
+    else:
         try:
             row = _no_wait_connection(engine.url.database or "").execute(sql, params(request_id)).fetchone()
         except sqlite3.OperationalError as exc:
             raise WouldWait(str(exc)) from exc
-        return None if row is None else (int(row[0]), row[1])
+    return None if row is None else (int(row[0]), row[1])
+
+
+def _read_pooled(engine: Engine, sql: str, params: Any) -> Any:
     connection = engine.raw_connection()
     try:
         cursor = connection.cursor()
-        cursor.execute(sql, params(request_id))
+        cursor.execute(sql, params)
         row = cursor.fetchone()
         cursor.close()
     finally:
         connection.close()
-    return None if row is None else (int(row[0]), row[1])
+    return row
 
 
 _local = threading.local()
