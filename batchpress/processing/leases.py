@@ -104,13 +104,14 @@ def renew_lease(session: Session, *, token: str, lease_seconds: float) -> None:
 
 
 def give_up_exhausted(session: Session, *, max_attempts: int) -> set[uuid.UUID]:
-    """Fail images whose lease ran out on their last allowed attempt: a poison image stops here."""
+    """Fail open images with no attempt left once their last lease (or requeue deadline) has run out: a poison
+    image stops here. Pending ones too, since no claim will ever take them again."""
     now = utcnow()
     rows = session.execute(
         update(Image)
         .where(
-            Image.state == ImageState.PROCESSING.value,
-            Image.lease_until < now,
+            Image.state.in_(OPEN_STATES),
+            or_(Image.lease_until.is_(None), Image.lease_until < now),
             Image.attempts >= max_attempts,
         )
         .values(
@@ -137,8 +138,13 @@ class Requeued:
     worker_lost: bool
 
 
-def requeue_expired(session: Session, *, lease_seconds: float, limit: int = 10_000) -> list[Requeued]:
-    """Hand back images nobody is working on, with a fresh deadline.
+def requeue_expired(
+    session: Session, *, lease_seconds: float, max_attempts: int, limit: int = 10_000
+) -> list[Requeued]:
+    """Hand back images nobody is working on and that have an attempt left, with a fresh deadline.
+
+    One with none left stays for ``give_up_exhausted``: handed back, no claim would take it, and it would come back
+    on every sweep for ever (a lease running out between the two calls once left a poison image so).
 
     Expired ``processing`` leases come back at once. A ``pending`` image past its deadline lost its message
     (or the broker was down at upload), but it may also just be waiting behind a long backlog, so those come
@@ -153,7 +159,10 @@ def requeue_expired(session: Session, *, lease_seconds: float, limit: int = 10_0
             or_(Image.lease_until.is_(None), Image.lease_until < now),
         ),
     )
-    condition = and_(Image.state == ImageState.PROCESSING.value, Image.lease_until < now) if busy else expired
+    condition = and_(
+        Image.attempts < max_attempts,
+        and_(Image.state == ImageState.PROCESSING.value, Image.lease_until < now) if busy else expired,
+    )
     ids = select(Image.id).where(condition).order_by(Image.id).limit(limit).scalar_subquery()
     rows = session.execute(
         update(Image)

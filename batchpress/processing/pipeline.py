@@ -249,7 +249,7 @@ def sweep(settings: Settings, enqueue: Enqueue, enqueue_event: EnqueueEvent) -> 
     webhook attempts that are due."""
     with session_scope() as session:
         exhausted = give_up_exhausted(session, max_attempts=settings.max_attempts)
-        requeued = requeue_expired(session, lease_seconds=settings.lease_seconds)
+        requeued = requeue_expired(session, lease_seconds=settings.lease_seconds, max_attempts=settings.max_attempts)
     by_request: dict[uuid.UUID, list[int]] = {}
     for image in requeued:
         if image.worker_lost:

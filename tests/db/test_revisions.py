@@ -59,7 +59,7 @@ def test_every_shown_change_bumps_the_revision(sessions: sessionmaker[Session]) 
         assert give_up_exhausted(session, max_attempts=3) == {request_id}
     assert bumped(), "an image given up"
     with sessions.begin() as session:
-        assert requeue_expired(session, lease_seconds=60) == []
+        assert requeue_expired(session, lease_seconds=60, max_attempts=3) == []
 
     with sessions.begin() as session:
         assert finish_request(session, request_id) == "completed_with_errors"

@@ -1,0 +1,53 @@
+"""An image with no attempt left is given up, never handed back: a requeued one no claim would take would come back
+on every sweep for ever. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
+
+from batchpress.models import Image, ImageState
+from batchpress.processing.leases import claim_images, give_up_exhausted, new_token, requeue_expired
+from tests.db.conftest import new_request
+
+PAST = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+
+
+def state_of(sessions: sessionmaker[Session], image_id: int) -> tuple[str, int]:
+    with sessions() as session:
+        image = session.get_one(Image, image_id)
+        return image.state, image.attempts
+
+
+def test_an_exhausted_image_whose_lease_ran_out_is_not_requeued_but_given_up(
+    sessions: sessionmaker[Session],
+) -> None:
+    request_id, (exhausted, retried) = new_request(sessions, 2)
+    with sessions.begin() as session:
+        claimed = claim_images(session, [exhausted, retried], token=new_token(), lease_seconds=60, max_attempts=3)
+        assert len(claimed) == 2
+        session.execute(update(Image).where(Image.id == exhausted).values(attempts=3, lease_until=PAST))
+        session.execute(update(Image).where(Image.id == retried).values(lease_until=PAST))
+    # The order a sweep would meet them in if the lease ran out just after give_up_exhausted looked.
+    with sessions.begin() as session:
+        requeued = requeue_expired(session, lease_seconds=60, max_attempts=3)
+    assert [r.image_id for r in requeued] == [retried]
+    assert state_of(sessions, exhausted) == (ImageState.PROCESSING.value, 3)
+    with sessions.begin() as session:
+        assert give_up_exhausted(session, max_attempts=3) == {request_id}
+    assert state_of(sessions, exhausted) == (ImageState.FAILED.value, 3)
+    assert state_of(sessions, retried) == (ImageState.PENDING.value, 1)
+
+
+def test_a_pending_image_with_no_attempt_left_is_given_up(sessions: sessionmaker[Session]) -> None:
+    """What the old sweep left behind: handed back with every attempt spent, so no claim takes it."""
+    request_id, (stuck,) = new_request(sessions, 1)
+    with sessions.begin() as session:
+        session.execute(update(Image).where(Image.id == stuck).values(attempts=3, lease_until=PAST))
+    with sessions.begin() as session:
+        assert claim_images(session, [stuck], token=new_token(), lease_seconds=60, max_attempts=3) == []
+        assert requeue_expired(session, lease_seconds=60, max_attempts=3) == []
+        assert give_up_exhausted(session, max_attempts=3) == {request_id}
+    assert state_of(sessions, stuck) == (ImageState.FAILED.value, 3)
