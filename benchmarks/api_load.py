@@ -60,7 +60,7 @@ def ingest_runs(root: Path, rows: int, repeats: int) -> tuple[list[float], int]:
         runs = []
         for _ in range(repeats):
             started = time.monotonic()
-            _, answered = upload(api.base_url, csv_text)
+            _, answered, _ = upload(api.base_url, csv_text)
             runs.append(answered - started)
         server = psutil.Process(api.process.pid)
         return runs, max(vm_hwm_bytes(p.pid) for p in [server, *server.children()])
@@ -108,7 +108,7 @@ def status_request(api: Service, server: Origin, products: int) -> tuple[str, in
     tiny = make_image("jpeg", 0, (64, 48))
     urls = [server.add(f"/status/{n}.jpg", tiny) for n in range(products * 3)]
     lines = products_csv(urls).splitlines()[: products + 1]
-    request_id, answered = upload(api.base_url, "\n".join(lines) + "\n")
+    request_id, answered, _ = upload(api.base_url, "\n".join(lines) + "\n")
     status = wait_terminal(api, request_id)
     progress = status["progress"]
     assert isinstance(progress, dict)
@@ -139,7 +139,7 @@ def status_latency(
         seconds += rounds * requests / (statistics.median(r.requests_per_second for r in results[name]["idle"]) / 3)
     copies = min(40, max(1, math.ceil(seconds * e2e_rate / len(jpeg_set.photos))))
     batch_urls = [url for copy in range(1, copies + 1) for url in serve(server, jpeg_set, copy=copy)]
-    batch_id, _ = upload(api.base_url, products_csv(batch_urls))
+    batch_id, _, _ = upload(api.base_url, products_csv(batch_urls))
     while api.status(batch_id, limit=1)["progress"]["processed"] < 1:
         time.sleep(0.05)
     measure("busy")

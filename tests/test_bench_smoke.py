@@ -34,6 +34,11 @@ def test_quick_benchmark_prints_the_table_and_writes_the_json(tmp_path: Path) ->
     assert {"end to end, embedded, jpeg", "end to end, embedded, mixed"} <= metrics
     assert all(row["value"] is None or row["value"] > 0 for row in report["rows"])
     assert report["machine"]["cores"] >= 1
+    # Each end-to-end run follows a codec pass over the same set, which its ratio is taken against.
+    runs = report["detail"]["end_to_end"]["embedded"]["jpeg"]
+    assert runs
+    assert all(run["codec_seconds"] > 0 for run in runs)
+    assert all(0 < run["seconds"] <= run["seen_seconds"] for run in runs)
 
 
 def test_quick_codec_comparison_covers_every_format(tmp_path: Path) -> None:
