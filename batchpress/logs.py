@@ -65,5 +65,8 @@ def configure_logging(log_format: Literal["text", "json"], level: int = logging.
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    # httpx logs every request at INFO: a line per downloaded image, and per webhook attempt, which the service
+    # already records. Shown when debugging.
+    logging.getLogger("httpx").setLevel(logging.WARNING if level > logging.DEBUG else level)
     # Python warnings (Celery's, libraries') as records, so they follow the same format.
     logging.captureWarnings(True)

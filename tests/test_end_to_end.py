@@ -95,6 +95,12 @@ def test_batch_is_compressed_end_to_end(start_service: StartService, image_serve
     assert "404" in broken["errors"][0]
     assert "not an image" in broken["errors"][1].lower()
 
+    # The log tells what happened to the batch, without a line per downloaded image or warnings about nothing.
+    log = service.log_path.read_text()
+    assert f"request {request_id} finished: completed_with_errors" in log
+    assert "HTTP Request:" not in log
+    assert "No hostname was supplied" not in log
+
 
 def test_same_csv_twice_keeps_both_outputs(start_service: StartService, image_server: ImageServer) -> None:
     service = start_service()

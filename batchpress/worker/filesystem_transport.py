@@ -1,4 +1,4 @@
-"""kombu's ``filesystem://`` transport, with messages that appear whole.
+"""kombu's ``filesystem://`` transport, with messages that appear whole and no warning about a missing host.
 
 kombu creates the message file and only then locks and writes it, so a polling worker can open it empty or half
 written and die on a JSONDecodeError (seen under load). Here each message is written under a temporary name the
@@ -32,3 +32,9 @@ class Channel(filesystem.Channel):
 
 class Transport(filesystem.Transport):
     Channel = Channel
+
+    @property
+    def default_connection_params(self) -> dict[str, Any]:
+        """None: the broker is a folder, not a host, so kombu has no default host to warn that it fell back to
+        ("No hostname was supplied") on every connection."""
+        return {}
