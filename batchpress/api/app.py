@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import gc
+import logging
 import mimetypes
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import SQLAlchemyError
 
 from batchpress import __version__
 from batchpress.api import output_csv, processing_callback, status, upload, webhook_status
@@ -13,7 +15,9 @@ from batchpress.api.body_limit import BodyLimitMiddleware
 from batchpress.api.errors import install_error_handlers
 from batchpress.api.request_id import RequestIdMiddleware
 from batchpress.config import get_settings
+from batchpress.db.engine import get_engine
 from batchpress.observability import router as operations_router
+from batchpress.processing.tasks import prepare_enqueue
 from batchpress.web import pages
 
 DESCRIPTION = """Upload a CSV of product image URLs; every image is compressed in the background.
@@ -24,6 +28,7 @@ Health checks, served images, these docs and the (signed) processing callback ne
 
 
 MULTIPART_ALLOWANCE = 64 * 1024
+log = logging.getLogger(__name__)
 
 
 # Python's table predates AVIF; served outputs need the right Content-Type.
@@ -33,12 +38,26 @@ mimetypes.add_type("image/avif", ".avif")
 def create_served_app() -> FastAPI:
     """The app as ``serve`` runs it, in its own process or in each of its API processes (cli/api_processes.py)."""
     app = create_app()
+    prepare_first_request()
     # What is alive now (modules, routes, models) lives as long as the process; frozen, the collector never scans
     # it again. Unfrozen, a full collection paused every request in flight: /healthz p99 at 32 clients measured
     # 100 ms before, 17 ms after.
     gc.collect()
     gc.freeze()
     return app
+
+
+def prepare_first_request() -> None:
+    """Build what the first upload to each API process otherwise built while its client waited: Celery's producer
+    and the database's first connection (SQLAlchemy then reads the server's version and settings). On PostgreSQL +
+    Redis the first upload to each process answered in 530-590 ms, later ones in ~10 ms. A database that cannot be
+    reached yet does not stop the start: the first request tries again and reports it."""
+    prepare_enqueue()
+    try:
+        with get_engine().connect():
+            pass
+    except SQLAlchemyError as exc:
+        log.warning("database not reachable at start-up: %s", exc)
 
 
 def create_app() -> FastAPI:
