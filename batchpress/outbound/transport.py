@@ -23,9 +23,6 @@ from batchpress.outbound.guard import OutboundPolicy
 # When set, the monotonic time by which every connect, TLS handshake, read and write of this thread must be done.
 _deadline: ContextVar[float | None] = ContextVar("outbound_deadline", default=None)
 DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
-# httpcore asks for 64 KiB a read, and every read goes through httpcore's and h11's Python: a 600 kB image took 620 us
-# of CPU in ten reads, 560 us in five of 128 KiB. 512 KiB measured twice as slow (each read a fresh large buffer).
-READ_BYTES = 128 * 1024
 
 
 @contextlib.contextmanager
@@ -118,7 +115,7 @@ class _DeadlineStream(httpcore.NetworkStream):
         self._stream = stream
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._stream.read(max(max_bytes, READ_BYTES), _clamp(timeout, httpcore.ReadTimeout))
+        return self._stream.read(max_bytes, _clamp(timeout, httpcore.ReadTimeout))
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         self._stream.write(buffer, _clamp(timeout, httpcore.WriteTimeout))
