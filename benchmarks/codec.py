@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import multiprocessing
 import time
-from types import TracebackType
 
 from batchpress.processing.compress import compress_image
 from benchmarks.corpus import Corpus
@@ -52,5 +51,5 @@ class CodecPool:
     def __enter__(self) -> CodecPool:
         return self
 
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+    def __exit__(self, *_: object) -> None:
         self.close()

@@ -152,17 +152,12 @@ def requeue_expired(
     """
     now = utcnow()
     busy = session.scalar(select(exists().where(Image.state == ImageState.PROCESSING.value, Image.lease_until >= now)))
-    expired = or_(
-        and_(Image.state == ImageState.PROCESSING.value, Image.lease_until < now),
-        and_(
-            Image.state == ImageState.PENDING.value,
-            or_(Image.lease_until.is_(None), Image.lease_until < now),
-        ),
+    lease_lapsed = and_(Image.state == ImageState.PROCESSING.value, Image.lease_until < now)
+    deadline_passed = and_(
+        Image.state == ImageState.PENDING.value,
+        or_(Image.lease_until.is_(None), Image.lease_until < now),
     )
-    condition = and_(
-        Image.attempts < max_attempts,
-        and_(Image.state == ImageState.PROCESSING.value, Image.lease_until < now) if busy else expired,
-    )
+    condition = and_(Image.attempts < max_attempts, lease_lapsed if busy else or_(lease_lapsed, deadline_passed))
     ids = select(Image.id).where(condition).order_by(Image.id).limit(limit).scalar_subquery()
     rows = session.execute(
         update(Image)
