@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import signal
 import time
+import uuid
+from collections import Counter
 from pathlib import Path
 
 import httpx
 import psutil
 import pytest
+from sqlalchemy import create_engine, select
 
+from batchpress.config import Settings
+from batchpress.models import Image
 from tests.conftest import StartService
 from tests.support.photos import make_image
 from tests.support.servers import ImageServer, Route, Service
@@ -110,3 +115,37 @@ def test_poison_image_stops_after_capped_attempts(start_service: StartService, i
     assert poisoned["output_image_urls"][1] is None
     assert "gave up after 3 attempts" in poisoned["errors"][0]
     assert image_server.hits["/poison/deadly.jpg"] == 3
+
+
+def image_rows(service: Service, request_id: str) -> list[tuple[str, int]]:
+    """Each image's state and attempts, read from the service's own database."""
+    settings = Settings(data_dir=service.data_dir, database_url=service.env.get("BATCHPRESS_DATABASE_URL", ""))
+    engine = create_engine(settings.database_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                select(Image.state, Image.attempts).where(Image.request_id == uuid.UUID(request_id))
+            ).all()
+    finally:
+        engine.dispose()
+    return [(row.state, row.attempts) for row in rows]
+
+
+def test_sigterm_mid_batch_leaves_nothing_to_redo(start_service: StartService, batch_csv: str) -> None:
+    """Results are written behind the compressor; a clean stop still lets the chunks in hand finish and writes
+    their results before the pool processes exit, so no image is left leased for the sweeper to hand out again."""
+    service = start_service()
+    request_id = service.upload(batch_csv).json()["request_id"]
+    before = wait_for_progress(service, request_id, 10)
+    assert service.stop(signal.SIGTERM) == 0
+
+    stopped = image_rows(service, request_id)
+    states = Counter(state for state, _ in stopped)
+    assert states["processing"] == 0, f"left leased by a clean stop: {states}"
+    assert states["done"] >= before
+
+    restarted = start_service(data_dir=service.data_dir, BATCHPRESS_PORT=str(service.port))
+    assert_complete_without_duplicates(restarted, request_id)
+    attempts = Counter(n for _, n in image_rows(restarted, request_id))
+    assert attempts == {1: IMAGES}, f"images redone after a clean stop: {attempts}"
+    print(f"\nSIGTERM at {before}/{IMAGES} done: {states['done']} written before exit, none redone")

@@ -20,6 +20,12 @@ def chunk_worker() -> ChunkWorker:
     return ChunkWorker(settings=settings, storage=get_storage(), client=make_client(settings))
 
 
+def drain_writes() -> None:
+    """Let this process's last results reach the database before it exits (the pool calls this on the way out)."""
+    if chunk_worker.cache_info().currsize:
+        chunk_worker().drain()
+
+
 def enqueue_chunk(request_id: uuid.UUID, image_ids: list[int]) -> None:
     compress_images.apply_async(args=(str(request_id), image_ids))
 

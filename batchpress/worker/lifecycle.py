@@ -1,4 +1,5 @@
-"""Hooks that make a worker safe to kill: pool children die with their parent, and a sweeper runs beside it."""
+"""Hooks that make a worker safe to kill and to stop: pool children die with their parent and write their last
+results before they exit, and a sweeper runs beside the worker."""
 
 from __future__ import annotations
 
@@ -7,12 +8,12 @@ import signal
 import threading
 from typing import Any
 
-from celery.signals import worker_process_init, worker_ready, worker_shutdown
+from celery.signals import worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown
 
 from batchpress.config import get_settings
 from batchpress.db.engine import reset_engine
 from batchpress.processing.pipeline import sweep
-from batchpress.processing.tasks import enqueue_chunk
+from batchpress.processing.tasks import drain_writes, enqueue_chunk
 from batchpress.webhooks.tasks import enqueue_delivery
 from batchpress.worker.parent_death import die_with_parent
 
@@ -24,6 +25,11 @@ _stop = threading.Event()
 def _child_started(**_: Any) -> None:
     die_with_parent(signal.SIGKILL)
     reset_engine()
+
+
+@worker_process_shutdown.connect
+def _child_stopping(**_: Any) -> None:
+    drain_writes()
 
 
 def sweep_forever() -> None:
