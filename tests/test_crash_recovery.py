@@ -149,3 +149,22 @@ def test_sigterm_mid_batch_leaves_nothing_to_redo(start_service: StartService, b
     attempts = Counter(n for _, n in image_rows(restarted, request_id))
     assert attempts == {1: IMAGES}, f"images redone after a clean stop: {attempts}"
     print(f"\nSIGTERM at {before}/{IMAGES} done: {states['done']} written before exit, none redone")
+
+
+def test_a_chunk_that_outlasts_its_lease_keeps_it(start_service: StartService, image_server: ImageServer) -> None:
+    """The lease is renewed as a chunk's results are written, not at every write: a chunk whose four images arrive
+    0.6 s apart takes 2.4 s, longer than its 1.5-s lease, and no sweep may hand any of them out again."""
+    service = start_service(BATCHPRESS_LEASE_SECONDS="1.5", BATCHPRESS_SWEEP_INTERVAL_SECONDS="0.5")
+    photo = make_image("jpeg", 3, (320, 240))
+    urls = []
+    for n in range(64):  # 64 images make chunks of four; the first chunk's arrive one by one
+        image_server.routes[f"/lease/{n}.jpg"] = Route(photo, "image/jpeg", delay=0.6 * (n + 1) if n < 4 else 0)
+        urls.append(image_server.url(f"/lease/{n}.jpg"))
+    lines = ["S. No.,Product Name,Input Image Urls", *(f"{n},Item {n},{url}" for n, url in enumerate(urls, 1))]
+    request_id = service.upload("\n".join(lines) + "\n").json()["request_id"]
+
+    status = service.wait_until(request_id, timeout=60)
+    assert status["status"] == "completed", status["progress"]
+    attempts = Counter(n for _, n in image_rows(service, request_id))
+    assert attempts == {1: 64}, f"handed out again while their worker held them: {attempts}"
+    assert all(image_server.hits[f"/lease/{n}.jpg"] == 1 for n in range(4))

@@ -12,13 +12,14 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Label, and_, exists, func, or_, select, update
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from batchpress.db.base import utcnow
 from batchpress.db.revisions import bump_revision
-from batchpress.models import Image, ImageState, ProcessingRequest, Product
+from batchpress.models import Image, ImageState, ProcessingRequest, Product, RequestStatus
 
 OPEN_STATES = (ImageState.PENDING.value, ImageState.PROCESSING.value)
 
@@ -33,6 +34,8 @@ class ClaimedImage:
     quality: int = 50
     output_format: str = "original"
     max_dimension: int | None = None
+    # Its request was still ``pending`` when claimed: the claimer moves it to ``processing``.
+    request_pending: bool = False
 
 
 def new_token() -> str:
@@ -44,6 +47,12 @@ def claim_images(
 ) -> list[ClaimedImage]:
     """Take the open, unleased images among ``image_ids``; returns only those this call now owns."""
     now = utcnow()
+
+    def of_request(column: InstrumentedAttribute[Any]) -> Label[Any]:
+        return select(column).where(ProcessingRequest.id == Image.request_id).scalar_subquery().label(column.key)
+
+    # One statement: what the worker needs comes back with the claim, in subqueries, as SQLite's RETURNING cannot
+    # name an UPDATE ... FROM's other tables. A second SELECT for it was a round trip per chunk on PostgreSQL.
     rows = session.execute(
         update(Image)
         .where(
@@ -61,38 +70,32 @@ def claim_images(
             lease_until=now + dt.timedelta(seconds=lease_seconds),
             updated_at=now,
         )
-        .returning(Image.id)
-    ).all()
-    if not rows:
-        return []
-    details = session.execute(
-        select(
+        .returning(
             Image.id,
             Image.request_id,
             Image.input_url,
             Image.position,
-            Product.serial_number,
-            ProcessingRequest.quality,
-            ProcessingRequest.output_format,
-            ProcessingRequest.max_dimension,
+            select(Product.serial_number).where(Product.id == Image.product_id).scalar_subquery().label("serial"),
+            of_request(ProcessingRequest.quality),
+            of_request(ProcessingRequest.output_format),
+            of_request(ProcessingRequest.max_dimension),
+            of_request(ProcessingRequest.status),
         )
-        .join(Product, Product.id == Image.product_id)
-        .join(ProcessingRequest, ProcessingRequest.id == Image.request_id)
-        .where(Image.id.in_([r.id for r in rows]))
-        .order_by(Image.id)
     ).all()
-    return [
+    claimed = [
         ClaimedImage(
-            id=d.id,
-            request_id=d.request_id,
-            input_url=d.input_url,
-            key_stem=f"{d.request_id}/{d.serial_number}-{d.position + 1}",
-            quality=d.quality,
-            output_format=d.output_format,
-            max_dimension=d.max_dimension,
+            id=r.id,
+            request_id=r.request_id,
+            input_url=r.input_url,
+            key_stem=f"{r.request_id}/{r.serial}-{r.position + 1}",
+            quality=r.quality,
+            output_format=r.output_format,
+            max_dimension=r.max_dimension,
+            request_pending=r.status == RequestStatus.PENDING.value,
         )
-        for d in details
+        for r in rows
     ]
+    return sorted(claimed, key=lambda c: c.id)
 
 
 def renew_lease(session: Session, *, token: str, lease_seconds: float) -> None:

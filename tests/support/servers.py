@@ -40,6 +40,8 @@ class Route:
     headers: dict[str, str] = field(default_factory=dict)
     # A poison image: the process that asks for it is killed with SIGKILL, as if decoding it crashed.
     kill_client: bool = False
+    # Seconds before the answer starts: a slow origin.
+    delay: float = 0.0
 
 
 def kill_peer(client_port: int) -> None:
@@ -66,6 +68,7 @@ class ImageServer:
                 with server._lock:
                     server.hits[self.path] = server.hits.get(self.path, 0) + 1
                 route = server.routes.get(self.path, Route(b"not found", "text/plain", 404))
+                time.sleep(route.delay)
                 if route.kill_client:
                     kill_peer(self.client_address[1])
                     return
