@@ -8,12 +8,15 @@ plain deferred ``BEGIN`` so status reads never queue behind writers.
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from batchpress.config import Settings, get_settings
@@ -21,9 +24,15 @@ from batchpress.config import Settings, get_settings
 READ_ONLY = "batchpress_read_only"
 
 
+# A pooled connection idle longer than this is pinged before it is handed out: a database restart, or an idle
+# timeout on the way, may have closed it. SQLAlchemy's ``pool_pre_ping`` pings at every checkout, a round trip
+# for each of the several transactions a worker runs per chunk of images.
+PING_AFTER_IDLE_SECONDS = 5.0
+
+
 def make_engine(settings: Settings) -> Engine:
     if not settings.is_sqlite:
-        return create_engine(settings.database_url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        return ping_when_idle(create_engine(settings.database_url, pool_size=5, max_overflow=10))
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # Enough pooled connections for every thread of the API's thread pool (40): beyond the pool, each checkout
@@ -48,22 +57,50 @@ def make_engine(settings: Settings) -> Engine:
     return engine
 
 
+def ping_when_idle(engine: Engine) -> Engine:
+    """Ping a connection at checkout only when it has sat in the pool for ``PING_AFTER_IDLE_SECONDS``; a dead one
+    is replaced (``DisconnectionError`` makes the pool connect afresh), as ``pool_pre_ping`` would."""
+
+    @event.listens_for(engine, "connect")
+    @event.listens_for(engine, "checkin")
+    def _idle_from_now(_dbapi_conn: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get(_IDLE_SINCE, -math.inf) < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:
+            raise DisconnectionError(f"a pooled connection was dead: {exc}") from exc
+
+    return engine
+
+
+_IDLE_SINCE = "batchpress_idle_since"
+
+
 @lru_cache(maxsize=1)
 def get_engine() -> Engine:
     return make_engine(get_settings())
 
 
-@lru_cache(maxsize=2)
-def _factory(read_only: bool) -> sessionmaker[Session]:
-    engine = get_engine()
+@lru_cache(maxsize=4)
+def _factory(read_only: bool, autocommit: bool) -> sessionmaker[Session]:
+    engine = autocommit_engine() if autocommit else get_engine()
     bind = engine.execution_options(**{READ_ONLY: True}) if read_only else engine
     return sessionmaker(bind=bind, expire_on_commit=False)
 
 
 @contextmanager
-def session_scope(*, read_only: bool = False) -> Iterator[Session]:
-    """One unit of work: commits when the block ends, rolls back when it raises."""
-    session = _factory(read_only)()
+def session_scope(*, read_only: bool = False, autocommit: bool = False) -> Iterator[Session]:
+    """One unit of work: commits when the block ends, rolls back when it raises.
+
+    ``autocommit=True`` is for a block whose statements each stand alone (one claim, one read): on PostgreSQL each
+    then commits by itself, without the BEGIN and COMMIT round trips; SQLite has no round trips to save and keeps
+    its transaction."""
+    session = _factory(read_only, autocommit)()
     try:
         yield session
         session.commit()
@@ -76,11 +113,12 @@ def session_scope(*, read_only: bool = False) -> Iterator[Session]:
 
 @lru_cache(maxsize=1)
 def autocommit_engine() -> Engine:
-    """For single reads outside any transaction on a bare DBAPI cursor (db/revisions.py ``read_revision``)."""
+    """For statements that need no transaction around them: single reads on a bare DBAPI cursor (db/revisions.py
+    ``read_revision``) and ``session_scope(autocommit=True)``."""
     settings = get_settings()
     if settings.is_sqlite:
         return get_engine()  # its connections leave transactions to the "begin" hook: a bare cursor has none
-    return create_engine(settings.database_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True, pool_size=2)
+    return ping_when_idle(create_engine(settings.database_url, isolation_level="AUTOCOMMIT", pool_size=2))
 
 
 def reset_engine() -> None:

@@ -113,7 +113,7 @@ def finish(request_id: uuid.UUID) -> str | None:
     webhook event in that transaction, logs, and enqueues the delivery after the commit."""
     from batchpress.webhooks.tasks import enqueue_delivery
 
-    with session_scope(read_only=True) as session:
+    with session_scope(read_only=True, autocommit=True) as session:
         # Every chunk's end asks; a read answers most of them without queueing for SQLite's write lock. Safe, as
         # each caller has committed its own results: the last to commit also reads last and sees none open.
         if session.scalar(select(exists().where(Image.request_id == request_id, Image.state.in_(OPEN_STATES)))):
@@ -157,7 +157,8 @@ class ChunkWorker:
         lease lapses. A process that exits normally writes them first (``drain``).
         """
         token = new_token()
-        with session_scope() as session:
+        # The claim is one statement; marking a pending request is another, which the next claim redoes if lost.
+        with session_scope(autocommit=True) as session:
             claimed = claim_images(
                 session,
                 image_ids,
