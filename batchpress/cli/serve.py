@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -149,8 +148,6 @@ def run_worker(settings: Settings, *, concurrency: int | None) -> None:
     import batchpress.worker.lifecycle  # noqa: F401  (connects the worker's signal handlers)
     from batchpress.worker.celery_app import celery_app
 
-    if settings.worker_nice:
-        os.nice(settings.worker_nice)  # the pool processes inherit it
     # Any receiver stops Celery from installing its own handlers (celery.task's included): the CLI configured
     # logging already, so task and worker records come out in the same text or JSON format.
     setup_logging.connect(_logging_already_configured, weak=False)

@@ -28,6 +28,20 @@ def test_serve_stops_cleanly_with_its_worker(start_service: StartService, sig: s
     assert "worker stopped" in service.log()
 
 
+def test_only_the_pool_processes_yield_the_cpu(start_service: StartService) -> None:
+    """BATCHPRESS_WORKER_NICE applies to the processes that compress; the worker's main process, which hands them
+    their tasks, and the API keep normal priority."""
+    service = start_service(BATCHPRESS_WORKER_NICE="7")
+    assert service.process is not None
+    worker = worker_main(service)
+    deadline = time.monotonic() + 30
+    while len(pool := worker.children()) < 2 or any(p.nice() != 7 for p in pool):
+        assert time.monotonic() < deadline, f"pool niceness {[p.nice() for p in pool]}"
+        time.sleep(0.2)
+    assert worker.nice() == 0
+    assert psutil.Process(service.process.pid).nice() == 0
+
+
 def test_serve_replaces_a_dead_worker(start_service: StartService) -> None:
     service = start_service()
     first = worker_main(service)
