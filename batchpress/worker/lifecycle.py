@@ -26,8 +26,9 @@ _stop = threading.Event()
 def _child_started(**_: Any) -> None:
     die_with_parent(signal.SIGKILL)
     reset_engine()
-    # Only the pool processes, which compress, yield the CPU; the parent, which hands each of them its next task,
-    # keeps normal priority: at the pool's priority it took ~5 ms to get the CPU between two chunks.
+    # Only the pool processes, which compress, yield the CPU; the parent, which fetches, acknowledges and hands out
+    # their tasks, keeps normal priority. Measured end to end on PostgreSQL + Redis: 0.860 -> 0.886 of the codec
+    # limit (medians of 9 batches), though the gap between two chunks in a pool process only went 5-7 to ~4.6 ms.
     os.nice(get_settings().worker_nice)
 
 
