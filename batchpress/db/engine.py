@@ -8,15 +8,12 @@ plain deferred ``BEGIN`` so status reads never queue behind writers.
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from batchpress.config import Settings, get_settings
@@ -24,15 +21,9 @@ from batchpress.config import Settings, get_settings
 READ_ONLY = "batchpress_read_only"
 
 
-# A pooled connection idle longer than this is pinged before it is handed out: a database restart, or an idle
-# timeout on the way, may have closed it. SQLAlchemy's ``pool_pre_ping`` pings at every checkout, a round trip
-# for each of the several transactions a worker runs per chunk of images.
-PING_AFTER_IDLE_SECONDS = 5.0
-
-
 def make_engine(settings: Settings) -> Engine:
     if not settings.is_sqlite:
-        return ping_when_idle(create_engine(settings.database_url, pool_size=5, max_overflow=10))
+        return create_engine(settings.database_url, pool_pre_ping=True, pool_size=5, max_overflow=10)
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # Enough pooled connections for every thread of the API's thread pool (40): beyond the pool, each checkout
@@ -55,30 +46,6 @@ def make_engine(settings: Settings) -> Engine:
         conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
     return engine
-
-
-def ping_when_idle(engine: Engine) -> Engine:
-    """Ping a connection at checkout only when it has sat in the pool for ``PING_AFTER_IDLE_SECONDS``; a dead one
-    is replaced (``DisconnectionError`` makes the pool connect afresh), as ``pool_pre_ping`` would."""
-
-    @event.listens_for(engine, "connect")
-    @event.listens_for(engine, "checkin")
-    def _idle_from_now(_dbapi_conn: Any, record: Any) -> None:
-        record.info[_IDLE_SINCE] = time.monotonic()
-
-    @event.listens_for(engine, "checkout")
-    def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
-        if time.monotonic() - record.info.get(_IDLE_SINCE, -math.inf) < PING_AFTER_IDLE_SECONDS:
-            return
-        try:
-            engine.dialect.do_ping(dbapi_conn)
-        except Exception as exc:
-            raise DisconnectionError(f"a pooled connection was dead: {exc}") from exc
-
-    return engine
-
-
-_IDLE_SINCE = "batchpress_idle_since"
 
 
 @lru_cache(maxsize=1)
@@ -118,7 +85,7 @@ def autocommit_engine() -> Engine:
     settings = get_settings()
     if settings.is_sqlite:
         return get_engine()  # its connections leave transactions to the "begin" hook: a bare cursor has none
-    return ping_when_idle(create_engine(settings.database_url, isolation_level="AUTOCOMMIT", pool_size=2))
+    return create_engine(settings.database_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True, pool_size=2)
 
 
 def reset_engine() -> None:
