@@ -49,10 +49,11 @@ from batchpress.webhooks.events import create_event
 log = logging.getLogger(__name__)
 
 MAX_IMAGES_PER_TASK = 32
-# Downloads run ahead of the compressor, so the CPU rarely waits on the network: never fewer than
-# DOWNLOAD_REFILL_AT images, and when it drops below that, enough are queued together to make DOWNLOAD_AHEAD.
-# Queued in bursts, not one per image compressed: with both cores compressing, a download started on its own
-# cost ~1.9 ms of CPU, and eight started together ~1.2 ms each (warm caches, fewer thread wake-ups).
+# Downloads run ahead of the compressor, so the CPU rarely waits on the network: once fewer than
+# DOWNLOAD_REFILL_AT images are queued (the one about to be compressed included), enough are added to make
+# DOWNLOAD_AHEAD, so 3 to 7 are fetched or held while an image compresses. Queued in bursts, not one per image
+# compressed: with both cores compressing, a download started on its own cost ~1.9 ms of CPU, and eight started
+# together ~1.2 ms each (warm caches, fewer thread wake-ups).
 DOWNLOAD_THREADS = 4
 DOWNLOAD_REFILL_AT = 4
 DOWNLOAD_AHEAD = 8
