@@ -156,10 +156,8 @@ def test_a_chunk_that_outlasts_its_lease_keeps_it(start_service: StartService, i
     0.6 s apart takes 2.4 s, longer than its 1.5-s lease, and no sweep may hand any of them out again."""
     service = start_service(BATCHPRESS_LEASE_SECONDS="1.5", BATCHPRESS_SWEEP_INTERVAL_SECONDS="0.5")
     photo = make_image("jpeg", 3, (320, 240))
-    urls = []
-    for n in range(64):  # 64 images make chunks of four; the first chunk's arrive one by one
-        image_server.routes[f"/lease/{n}.jpg"] = Route(photo, "image/jpeg", delay=0.6 * (n + 1) if n < 4 else 0)
-        urls.append(image_server.url(f"/lease/{n}.jpg"))
+    # 64 images make chunks of four; the first chunk's arrive one by one
+    urls = [image_server.add(f"/lease/{n}.jpg", photo, delay=0.6 * (n + 1) if n < 4 else 0) for n in range(64)]
     lines = ["S. No.,Product Name,Input Image Urls", *(f"{n},Item {n},{url}" for n, url in enumerate(urls, 1))]
     request_id = service.upload("\n".join(lines) + "\n").json()["request_id"]
 

@@ -91,8 +91,10 @@ class ImageServer:
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
-    def add(self, path: str, body: bytes, content_type: str = "image/jpeg", status: int = 200) -> str:
-        self.routes[path] = Route(body, content_type, status)
+    def add(
+        self, path: str, body: bytes, content_type: str = "image/jpeg", status: int = 200, delay: float = 0.0
+    ) -> str:
+        self.routes[path] = Route(body, content_type, status, delay=delay)
         return self.url(path)
 
     def __enter__(self) -> ImageServer:
