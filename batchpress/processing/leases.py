@@ -12,10 +12,13 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Label, and_, exists, func, or_, select, update
+from sqlalchemy import Label, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.sql.dml import ReturningUpdate
+from sqlalchemy.sql.elements import BindParameter
 
 from batchpress.db.base import utcnow
 from batchpress.db.revisions import bump_revision
@@ -47,40 +50,15 @@ def claim_images(
 ) -> list[ClaimedImage]:
     """Take the open, unleased images among ``image_ids``; returns only those this call now owns."""
     now = utcnow()
-
-    def of_request(column: InstrumentedAttribute[Any]) -> Label[Any]:
-        return select(column).where(ProcessingRequest.id == Image.request_id).scalar_subquery().label(column.key)
-
-    # One statement: what the worker needs comes back with the claim, in subqueries, as SQLite's RETURNING cannot
-    # name an UPDATE ... FROM's other tables. A second SELECT for it was a round trip per chunk on PostgreSQL.
     rows = session.execute(
-        update(Image)
-        .where(
-            Image.id.in_(image_ids),
-            Image.attempts < max_attempts,
-            or_(
-                Image.state == ImageState.PENDING.value,
-                and_(Image.state == ImageState.PROCESSING.value, Image.lease_until < now),
-            ),
-        )
-        .values(
-            state=ImageState.PROCESSING.value,
-            attempts=Image.attempts + 1,
-            lease_token=token,
-            lease_until=now + dt.timedelta(seconds=lease_seconds),
-            updated_at=now,
-        )
-        .returning(
-            Image.id,
-            Image.request_id,
-            Image.input_url,
-            Image.position,
-            select(Product.serial_number).where(Product.id == Image.product_id).scalar_subquery().label("serial"),
-            of_request(ProcessingRequest.quality),
-            of_request(ProcessingRequest.output_format),
-            of_request(ProcessingRequest.max_dimension),
-            of_request(ProcessingRequest.status),
-        )
+        _claim_statement(),
+        {
+            "ids": list(image_ids),
+            "max_attempts": max_attempts,
+            "now": now,
+            "token": token,
+            "until": now + dt.timedelta(seconds=lease_seconds),
+        },
     ).all()
     claimed = [
         ClaimedImage(
@@ -96,6 +74,54 @@ def claim_images(
         for r in rows
     ]
     return sorted(claimed, key=lambda c: c.id)
+
+
+@lru_cache(maxsize=1)
+def _claim_statement() -> ReturningUpdate[Any]:
+    """The claim, built once (building it took ~0.5 ms of Python a chunk).
+
+    It finds its rows by primary key whatever the planner's statistics say: the state is tested as ``state || ''``,
+    which no index matches. Tested as a column, PostgreSQL read the statistics of a table last analysed when few
+    images were pending (as it is right after a big upload) and scanned every pending image through the
+    (state, lease_until) index for each chunk: 15 ms a claim with 100,000 images pending, growing with the backlog.
+    One statement: what the worker needs comes back with the claim, in subqueries, as SQLite's RETURNING cannot
+    name an UPDATE ... FROM's other tables.
+    """
+
+    def of_request(column: InstrumentedAttribute[Any]) -> Label[Any]:
+        return select(column).where(ProcessingRequest.id == Image.request_id).scalar_subquery().label(column.key)
+
+    state = Image.state.concat("")
+    now: BindParameter[dt.datetime] = bindparam("now")
+    return (
+        update(Image)
+        .where(
+            Image.id.in_(bindparam("ids", expanding=True)),
+            Image.attempts < bindparam("max_attempts"),
+            or_(
+                state == ImageState.PENDING.value,
+                and_(state == ImageState.PROCESSING.value, Image.lease_until < now),
+            ),
+        )
+        .values(
+            state=ImageState.PROCESSING.value,
+            attempts=Image.attempts + 1,
+            lease_token=bindparam("token"),
+            lease_until=bindparam("until"),
+            updated_at=now,
+        )
+        .returning(
+            Image.id,
+            Image.request_id,
+            Image.input_url,
+            Image.position,
+            select(Product.serial_number).where(Product.id == Image.product_id).scalar_subquery().label("serial"),
+            of_request(ProcessingRequest.quality),
+            of_request(ProcessingRequest.output_format),
+            of_request(ProcessingRequest.max_dimension),
+            of_request(ProcessingRequest.status),
+        )
+    )
 
 
 def renew_lease(session: Session, *, token: str, lease_seconds: float) -> None:

@@ -4,8 +4,10 @@ on every sweep for ever. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
+import re
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import event, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from batchpress.models import Image, ImageState
@@ -51,3 +53,41 @@ def test_a_pending_image_with_no_attempt_left_is_given_up(sessions: sessionmaker
         assert requeue_expired(session, lease_seconds=60, max_attempts=3) == []
         assert give_up_exhausted(session, max_attempts=3) == {request_id}
     assert state_of(sessions, stuck) == (ImageState.FAILED.value, 3)
+
+
+def test_a_claim_finds_its_images_by_id_however_many_are_pending(sessions: sessionmaker[Session]) -> None:
+    """Right after a big upload the planner's statistics still say few images are pending. A claim that then read
+    every pending image through the state index cost 15 ms a chunk at 100,000 pending on PostgreSQL, growing with
+    the backlog; by primary key it reads only its own rows."""
+    new_request(sessions, 500)
+    with sessions.begin() as session:
+        session.execute(update(Image).values(state=ImageState.DONE.value))
+        session.execute(text("ANALYZE"))  # statistics taken while nothing was pending
+    _, pending = new_request(sessions, 3000)
+    statements: list[tuple[str, Any]] = []
+    engine = sessions.kw["bind"]
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        statements.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        with sessions.begin() as session:
+            claimed = claim_images(session, pending[:30], token=new_token(), lease_seconds=60, max_attempts=3)
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    assert [c.id for c in claimed] == pending[:30]
+    claim, parameters = next((s, p) for s, p in statements if s.lstrip().upper().startswith("UPDATE"))
+    with engine.connect() as connection:
+        cursor = connection.connection.cursor()
+        if engine.dialect.name == "postgresql":
+            cursor.execute("EXPLAIN ANALYZE " + claim, parameters)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+            assert "Index Scan using pk_image on image" in plan, plan
+            removed = [int(n) for n in re.findall(r"Rows Removed by Filter: (\d+)", plan)]
+            assert sum(removed) <= 30, plan
+        else:
+            cursor.execute("EXPLAIN QUERY PLAN " + claim, parameters)
+            plan = "\n".join(str(row[-1]) for row in cursor.fetchall())
+            assert "SEARCH image USING INTEGER PRIMARY KEY" in plan, plan
+        connection.rollback()
