@@ -222,9 +222,10 @@ class ChunkWorker:
     def _downloads(self, claimed: list[ClaimedImage]) -> Iterator[tuple[ClaimedImage, Future[Fetched]]]:
         waiting = iter(claimed)
         window: deque[tuple[ClaimedImage, Future[Fetched]]] = deque()
-        for first in itertools.islice(waiting, 1):
-            window.append((first, self.downloads.submit(self._download, first.input_url)))
-            wait([window[0][1]], timeout=FIRST_DOWNLOAD_ALONE_SECONDS)
+        if (first := next(waiting, None)) is not None:
+            download = self.downloads.submit(self._download, first.input_url)
+            window.append((first, download))
+            wait([download], timeout=FIRST_DOWNLOAD_ALONE_SECONDS)
         while True:
             if len(window) < DOWNLOAD_REFILL_AT:
                 for image in itertools.islice(waiting, DOWNLOAD_AHEAD - len(window)):
