@@ -126,8 +126,15 @@ def reap(timeout: float = 60) -> None:
 class Service:
     """``batchpress serve`` in a subprocess, with its own data directory, port and database."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str], args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        env: dict[str, str],
+        args: tuple[str, ...] = (),
+        command: tuple[str, ...] = (sys.executable, "-m", "batchpress"),
+    ) -> None:
         self.data_dir = data_dir
+        self.command = command
         self.port = int(env.get("BATCHPRESS_PORT") or free_port())
         self.env = {
             **os.environ,
@@ -152,7 +159,7 @@ class Service:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "batchpress", "serve", *self.args],
+            [*self.command, "serve", *self.args],
             env=self.env,
             cwd=REPO,
             stdout=log,
