@@ -33,10 +33,12 @@ class Settings(BaseSettings):
     # an idle API costs the batch nothing. 0 keeps the worker at the normal priority.
     worker_nice: int = Field(default=10, ge=0, le=19)
 
-    # How long a worker owns an image it claimed before the sweeper may give it to another worker.
-    lease_seconds: float = Field(default=60.0, gt=0)
-    # How often the sweeper looks for expired leases and requests that were never enqueued.
-    sweep_interval_seconds: float = Field(default=60.0, gt=0)
+    # How long a claimed image stays a worker's without a heartbeat: the worker's process renews its leases four
+    # times a lease while it lives, so this is how soon a dead worker's images go to another, not how long an
+    # image may take.
+    lease_seconds: float = Field(default=10.0, gt=0)
+    # How often each worker's sweeper looks for lapsed leases, lost messages, unfinished requests and due webhooks.
+    sweep_interval_seconds: float = Field(default=2.0, gt=0)
     max_attempts: int = Field(default=5, ge=1)
 
     download_connect_timeout: float = Field(default=5.0, gt=0)

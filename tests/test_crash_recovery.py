@@ -79,6 +79,21 @@ def test_kill_9_worker_mid_batch(start_service: StartService, batch_csv: str) ->
     )
 
 
+def test_kill_9_one_pool_process_mid_batch(start_service: StartService, batch_csv: str) -> None:
+    """The worker's main process lives on: the killed process's task goes back to the queue, and its images, whose
+    heartbeat stopped with it, are handed out again once their lease lapses."""
+    service = start_service()
+    request_id = service.upload(batch_csv).json()["request_id"]
+    before = wait_for_progress(service, request_id, 10)
+    worker = worker_main(service)
+    victim = worker.children()[0]
+    victim.send_signal(signal.SIGKILL)
+    started = time.monotonic()
+    assert_complete_without_duplicates(service, request_id)
+    assert worker.is_running(), "the worker's main process survives a pool process"
+    print(f"\nkill -9 pool process at {before}/{IMAGES} done: all completed {time.monotonic() - started:.1f} s later")
+
+
 def test_kill_9_serve_mid_batch(start_service: StartService, batch_csv: str, tmp_path: Path) -> None:
     service = start_service()
     request_id = service.upload(batch_csv).json()["request_id"]
@@ -152,8 +167,8 @@ def test_sigterm_mid_batch_leaves_nothing_to_redo(start_service: StartService, b
 
 
 def test_a_chunk_that_outlasts_its_lease_keeps_it(start_service: StartService, image_server: ImageServer) -> None:
-    """The lease is renewed as a chunk's results are written, not at every write: a chunk whose four images arrive
-    0.6 s apart takes 2.4 s, longer than its 1.5-s lease, and no sweep may hand any of them out again."""
+    """The heartbeat renews the leases while the worker lives: a chunk whose four images arrive 0.6 s apart takes
+    2.4 s, longer than its 1.5-s lease, and no sweep may hand any of them out again."""
     service = start_service(BATCHPRESS_LEASE_SECONDS="1.5", BATCHPRESS_SWEEP_INTERVAL_SECONDS="0.5")
     photo = make_image("jpeg", 3, (320, 240))
     # 64 images make chunks of four; the first chunk's arrive one by one
@@ -166,3 +181,18 @@ def test_a_chunk_that_outlasts_its_lease_keeps_it(start_service: StartService, i
     attempts = Counter(n for _, n in image_rows(service, request_id))
     assert attempts == {1: 64}, f"handed out again while their worker held them: {attempts}"
     assert all(image_server.hits[f"/lease/{n}.jpg"] == 1 for n in range(4))
+
+
+def test_a_slow_image_on_a_live_worker_keeps_its_lease(start_service: StartService, image_server: ImageServer) -> None:
+    """A 12 MP photo from an origin that takes four leases to answer: the worker holding it lives, so nobody else
+    gets it, however many sweeps pass."""
+    service = start_service(BATCHPRESS_LEASE_SECONDS="1.5", BATCHPRESS_SWEEP_INTERVAL_SECONDS="0.3")
+    slow = image_server.add("/slow/12mp.jpg", make_image("jpeg", 2, (4000, 3000)), delay=6.0)
+    quick = image_server.add("/slow/quick.jpg", make_image("jpeg", 3, (320, 240)))
+    request_id = service.upload(f'S. No.,Product Name,Input Image Urls\n1,Big,{slow}\n2,Small,"{quick}"\n').json()[
+        "request_id"
+    ]
+    status = service.wait_until(request_id, timeout=60)
+    assert status["status"] == "completed", status["progress"]
+    assert Counter(n for _, n in image_rows(service, request_id)) == {1: 2}
+    assert image_server.hits["/slow/12mp.jpg"] == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -163,6 +164,8 @@ def run_worker(settings: Settings, *, concurrency: int | None) -> None:
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",
-            "--hostname=batchpress@%h",
+            # Unique per process: two workers on one machine sharing a node name clash on RabbitMQ's exclusive
+            # remote-control queue, and the second dies at start.
+            f"--hostname=batchpress-{os.getpid()}@%h",
         ]
     )

@@ -124,22 +124,45 @@ def _claim_statement() -> ReturningUpdate[Any]:
     )
 
 
-def renew_lease(session: Session, *, token: str, lease_seconds: float) -> None:
+def renew_leases(session: Session, *, tokens: Sequence[str], lease_seconds: float) -> None:
+    """Push back the deadline of every image still leased under ``tokens`` (found through the state index: only
+    the images in flight are ``processing``)."""
     session.execute(
         update(Image)
-        .where(Image.lease_token == token, Image.state == ImageState.PROCESSING.value)
+        .where(Image.state == ImageState.PROCESSING.value, Image.lease_token.in_(list(tokens)))
         .values(lease_until=utcnow() + dt.timedelta(seconds=lease_seconds))
     )
 
 
-def give_up_exhausted(session: Session, *, max_attempts: int) -> set[uuid.UUID]:
-    """Fail open images with no attempt left once their last lease (or requeue deadline) has run out: a poison
-    image stops here. Pending ones too, since no claim will ever take them again."""
+@dataclass(frozen=True, slots=True)
+class LeaseCensus:
+    # Some worker holds a live lease: it is working, so the queue may still hold the pending images' messages.
+    live: bool
+    # Some lease ran out on a ``processing`` image: its worker died (its heartbeat stopped), and with it any
+    # messages it had reserved but not started, whose images are still ``pending``.
+    lapsed: bool
+
+
+def lease_census(session: Session) -> LeaseCensus:
+    """Two index probes on (state, lease_until): cheap enough to run every few seconds on every worker."""
     now = utcnow()
+    processing = Image.state == ImageState.PROCESSING.value
+    live = exists().where(processing, Image.lease_until >= now)
+    lapsed = exists().where(processing, Image.lease_until < now)
+    row = session.execute(select(live.label("live"), lapsed.label("lapsed"))).one()
+    return LeaseCensus(live=bool(row.live), lapsed=bool(row.lapsed))
+
+
+def give_up_exhausted(session: Session, *, max_attempts: int, pending: bool = True) -> set[uuid.UUID]:
+    """Fail open images with no attempt left once their last lease (or requeue deadline) has run out: a poison
+    image stops here. Pending ones too (``pending``), since no claim will ever take them again; the sweeper asks
+    for those only when it looks at pending images at all, as that reads the whole backlog."""
+    now = utcnow()
+    states = OPEN_STATES if pending else (ImageState.PROCESSING.value,)
     rows = session.execute(
         update(Image)
         .where(
-            Image.state.in_(OPEN_STATES),
+            Image.state.in_(states),
             or_(Image.lease_until.is_(None), Image.lease_until < now),
             Image.attempts >= max_attempts,
         )
@@ -168,7 +191,7 @@ class Requeued:
 
 
 def requeue_expired(
-    session: Session, *, lease_seconds: float, max_attempts: int, limit: int = 10_000
+    session: Session, *, lease_seconds: float, max_attempts: int, pending: bool | None = None, limit: int = 10_000
 ) -> list[Requeued]:
     """Hand back images nobody is working on and that have an attempt left, with a fresh deadline.
 
@@ -177,16 +200,18 @@ def requeue_expired(
 
     Expired ``processing`` leases come back at once. A ``pending`` image past its deadline lost its message
     (or the broker was down at upload), but it may also just be waiting behind a long backlog, so those come
-    back only while no lease is live anywhere: then nobody is working and the queue cannot be holding them.
+    back only when ``pending`` says so (the sweeper: a worker died, or nobody has been working for a while);
+    left ``None``, while no lease is live anywhere.
     """
     now = utcnow()
-    busy = session.scalar(select(exists().where(Image.state == ImageState.PROCESSING.value, Image.lease_until >= now)))
+    if pending is None:
+        pending = not lease_census(session).live
     lease_lapsed = and_(Image.state == ImageState.PROCESSING.value, Image.lease_until < now)
     deadline_passed = and_(
         Image.state == ImageState.PENDING.value,
         or_(Image.lease_until.is_(None), Image.lease_until < now),
     )
-    condition = and_(Image.attempts < max_attempts, lease_lapsed if busy else or_(lease_lapsed, deadline_passed))
+    condition = and_(Image.attempts < max_attempts, or_(lease_lapsed, deadline_passed) if pending else lease_lapsed)
     ids = select(Image.id).where(condition).order_by(Image.id).limit(limit).scalar_subquery()
     rows = session.execute(
         update(Image)

@@ -25,13 +25,16 @@ from batchpress.db.engine import session_scope
 from batchpress.models import Image, ImageState, ProcessingRequest, RequestStatus
 from batchpress.processing.compress import ImageRejected, compress_image
 from batchpress.processing.download import Downloaded, DownloadFailed, download
+from batchpress.processing.heartbeat import LeaseHeartbeat
 from batchpress.processing.leases import (
     OPEN_STATES,
     ClaimedImage,
+    LeaseCensus,
     claim_images,
     give_up_exhausted,
+    lease_census,
     new_token,
-    renew_lease,
+    renew_leases,
     requeue_expired,
 )
 from batchpress.processing.results import (
@@ -153,6 +156,14 @@ class ChunkWorker:
     )
     _writing: Future[None] | None = field(default=None, init=False)
     _written: float = field(default=-math.inf, init=False)  # when the last write was queued (monotonic)
+    heartbeat: LeaseHeartbeat = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.heartbeat = LeaseHeartbeat(self._renew, self.settings.lease_seconds)
+
+    def _renew(self, tokens: list[str]) -> None:
+        with session_scope(autocommit=True) as session:
+            renew_leases(session, tokens=tokens, lease_seconds=self.settings.lease_seconds)
 
     def run(self, image_ids: list[int]) -> int:
         """Claim, download, compress and store a chunk; returns how many images it claimed.
@@ -175,21 +186,23 @@ class ChunkWorker:
                 mark_processing(session, request_id)
         if not claimed:
             return 0
+        # Held until the chunk's last write commits (``_write``), or dropped at once if the chunk fails, so the
+        # lease then lapses and the sweeper hands the images out again.
+        self.heartbeat.hold(token)
         requests = {c.request_id for c in claimed}
-        renewed = time.monotonic()
         outcomes: list[tuple[int, Outcome]] = []
-        for image, pending_download in self._downloads(claimed):
-            outcomes.append((image.id, self._compress_and_store(image, pending_download)))
-            # Counted across chunks: a result after a pause (a new batch's first) is written at once, so progress
-            # shows early, and a chunk that starts right after another's last write does not write again at once.
-            now = time.monotonic()
-            if now - self._written >= RECORD_EVERY_SECONDS:
-                # The lease is renewed once a quarter of it has gone, not at every write: most chunks end well
-                # inside it, and each renewal is one more statement.
-                renew = now - renewed >= self.settings.lease_seconds / 4
-                renewed = now if renew else renewed
-                self._write_behind(_Write(outcomes, token, requests, renew=renew))
-                outcomes = []
+        try:
+            for image, pending_download in self._downloads(claimed):
+                outcomes.append((image.id, self._compress_and_store(image, pending_download)))
+                # Counted across chunks: a result after a pause (a new batch's first) is written at once, so
+                # progress shows early, and a chunk that starts right after another's last write does not write
+                # again at once.
+                if time.monotonic() - self._written >= RECORD_EVERY_SECONDS:
+                    self._write_behind(_Write(outcomes, token, requests))
+                    outcomes = []
+        except BaseException:
+            self.heartbeat.release(token)
+            raise
         self._write_behind(_Write(outcomes, token, requests, finishing=True))
         return len(claimed)
 
@@ -208,10 +221,12 @@ class ChunkWorker:
 
     def _write(self, write: _Write) -> None:
         try:
-            with session_scope() as session:
-                record_results(session, write.outcomes, token=write.token, request_ids=write.requests)
-                if write.renew:
-                    renew_lease(session, token=write.token, lease_seconds=self.settings.lease_seconds)
+            try:
+                with session_scope() as session:
+                    record_results(session, write.outcomes, token=write.token, request_ids=write.requests)
+            finally:
+                if write.finishing:  # the chunk's images are all recorded now, or left to lapse
+                    self.heartbeat.release(write.token)
             for request_id in write.requests if write.finishing else ():
                 finish(request_id)
         except Exception:
@@ -286,7 +301,6 @@ class _Write:
     outcomes: list[tuple[int, Outcome]]
     token: str
     requests: set[uuid.UUID]
-    renew: bool = False
     finishing: bool = False
 
 
@@ -310,12 +324,43 @@ class SweepReport:
     webhooks: int
 
 
-def sweep(settings: Settings, enqueue: Enqueue, enqueue_event: EnqueueEvent) -> SweepReport:
-    """Bring back work a lost message or a dead worker dropped, finish requests nobody finished, and send
-    webhook attempts that are due."""
+class Sweeper:
+    """Brings back work a dead worker or a lost message dropped, finishes requests nobody finished, and sends
+    webhook attempts that are due. One per worker process, run every few seconds: a steady-state pass is a few
+    index probes.
+
+    Pending images are looked at only when a lease has lapsed (the dead worker's reserved messages went with it)
+    or when no lease was live at this pass and the one before: a single idle pass may fall in the few milliseconds
+    between two chunks of a busy worker, with the queue still holding the images' messages.
+    """
+
+    def __init__(self, settings: Settings, enqueue: Enqueue, enqueue_event: EnqueueEvent) -> None:
+        self.settings = settings
+        self.enqueue = enqueue
+        self.enqueue_event = enqueue_event
+        self._idle_before = False
+
+    def sweep(self) -> SweepReport:
+        return sweep(self.settings, self.enqueue, self.enqueue_event, sweeper=self)
+
+    def take_pending(self, census: LeaseCensus) -> bool:
+        idle_twice = not census.live and self._idle_before
+        self._idle_before = not census.live
+        return census.lapsed or idle_twice
+
+
+def sweep(
+    settings: Settings, enqueue: Enqueue, enqueue_event: EnqueueEvent, *, sweeper: Sweeper | None = None
+) -> SweepReport:
+    """One pass of the sweeper; without a ``Sweeper`` to remember the last pass, pending images are looked at
+    whenever no lease is live or one has lapsed."""
     with session_scope() as session:
-        exhausted = give_up_exhausted(session, max_attempts=settings.max_attempts)
-        requeued = requeue_expired(session, lease_seconds=settings.lease_seconds, max_attempts=settings.max_attempts)
+        census = lease_census(session)
+        pending = sweeper.take_pending(census) if sweeper else census.lapsed or not census.live
+        exhausted = give_up_exhausted(session, max_attempts=settings.max_attempts, pending=pending)
+        requeued = requeue_expired(
+            session, lease_seconds=settings.lease_seconds, max_attempts=settings.max_attempts, pending=pending
+        )
     by_request: dict[uuid.UUID, list[int]] = {}
     for image in requeued:
         if image.worker_lost:

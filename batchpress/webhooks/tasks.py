@@ -14,7 +14,7 @@ from batchpress.worker.celery_app import celery_app
 log = logging.getLogger(__name__)
 # A countdown holds the message in a worker's memory (and, on Redis, must stay under the visibility timeout);
 # waits longer than this are left to the sweeper, which enqueues events once they are due.
-COUNTDOWN_LIMIT_SECONDS = 300
+COUNTDOWN_LIMIT_SECONDS = 30
 
 
 @lru_cache(maxsize=1)

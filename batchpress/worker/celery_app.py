@@ -15,6 +15,10 @@ from batchpress.config import Settings, get_settings
 
 # The longest a compress task may run before Celery stops it; its lease lapses and the sweeper retries it.
 TASK_TIME_LIMIT_SECONDS = 600
+# How long Redis keeps a message a worker took but never acknowledged before delivering it again: what a dead
+# worker had reserved comes back after this. A live worker's slow task may then run twice, which the database's
+# leases make harmless; countdowns must stay under it (webhooks/tasks.py).
+REDIS_VISIBILITY_TIMEOUT_SECONDS = 60
 
 
 def broker_options(settings: Settings) -> dict[str, Any]:
@@ -33,7 +37,7 @@ def broker_options(settings: Settings) -> dict[str, Any]:
     options: dict[str, Any] = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
     if settings.broker_url.startswith(("redis://", "rediss://")):
         options |= {
-            "visibility_timeout": TASK_TIME_LIMIT_SECONDS * 2,
+            "visibility_timeout": REDIS_VISIBILITY_TIMEOUT_SECONDS,
             "unacked_restore_interval": 2,
             "unacked_restore_throttle": 1,
         }

@@ -13,7 +13,7 @@ from celery.signals import worker_process_init, worker_process_shutdown, worker_
 
 from batchpress.config import get_settings
 from batchpress.db.engine import reset_engine
-from batchpress.processing.pipeline import sweep
+from batchpress.processing.pipeline import Sweeper
 from batchpress.processing.tasks import drain_writes, enqueue_chunk
 from batchpress.webhooks.tasks import enqueue_delivery
 from batchpress.worker.parent_death import die_with_parent
@@ -39,9 +39,10 @@ def _child_stopping(**_: Any) -> None:
 
 def sweep_forever() -> None:
     settings = get_settings()
+    sweeper = Sweeper(settings, enqueue_chunk, enqueue_delivery)
     while not _stop.is_set():
         try:
-            report = sweep(settings, enqueue_chunk, enqueue_delivery)
+            report = sweeper.sweep()
             if report.requeued or report.gave_up or report.finished or report.webhooks:
                 log.info(
                     "sweeper: requeued %d images, gave up on %d, finished %d requests, sent %d webhooks",

@@ -11,7 +11,15 @@ from sqlalchemy import event, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from batchpress.models import Image, ImageState
-from batchpress.processing.leases import claim_images, give_up_exhausted, new_token, requeue_expired
+from batchpress.processing.leases import (
+    LeaseCensus,
+    claim_images,
+    give_up_exhausted,
+    lease_census,
+    new_token,
+    renew_leases,
+    requeue_expired,
+)
 from tests.db.conftest import new_request
 
 PAST = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
@@ -91,3 +99,40 @@ def test_a_claim_finds_its_images_by_id_however_many_are_pending(sessions: sessi
             plan = "\n".join(str(row[-1]) for row in cursor.fetchall())
             assert "SEARCH image USING INTEGER PRIMARY KEY" in plan, plan
         connection.rollback()
+
+
+def test_the_census_tells_live_leases_from_lapsed_ones(sessions: sessionmaker[Session]) -> None:
+    _, (live, lapsed, _waiting) = new_request(sessions, 3)
+    with sessions.begin() as session:
+        assert lease_census(session) == LeaseCensus(live=False, lapsed=False)
+        claim_images(session, [live, lapsed], token=new_token(), lease_seconds=60, max_attempts=3)
+        assert lease_census(session) == LeaseCensus(live=True, lapsed=False)
+        session.execute(update(Image).where(Image.id == lapsed).values(lease_until=PAST))
+        assert lease_census(session) == LeaseCensus(live=True, lapsed=True)
+
+
+def test_pending_images_come_back_only_when_asked(sessions: sessionmaker[Session]) -> None:
+    """A sweep that sees a worker busy leaves pending images to the queue, unless a lapsed lease says a worker
+    died and may have taken their messages with it."""
+    _, (busy, waiting) = new_request(sessions, 2)
+    with sessions.begin() as session:
+        session.execute(update(Image).where(Image.id == waiting).values(lease_until=PAST))
+        claim_images(session, [busy], token=new_token(), lease_seconds=60, max_attempts=3)
+    with sessions.begin() as session:
+        assert requeue_expired(session, lease_seconds=60, max_attempts=3) == []
+        assert requeue_expired(session, lease_seconds=60, max_attempts=3, pending=False) == []
+        [requeued] = requeue_expired(session, lease_seconds=60, max_attempts=3, pending=True)
+    assert (requeued.image_id, requeued.worker_lost) == (waiting, False)
+    assert state_of(sessions, waiting) == (ImageState.PENDING.value, 0)
+
+
+def test_leases_are_renewed_for_the_tokens_named(sessions: sessionmaker[Session]) -> None:
+    _, (mine, theirs) = new_request(sessions, 2)
+    token, other = new_token(), new_token()
+    with sessions.begin() as session:
+        claim_images(session, [mine], token=token, lease_seconds=1, max_attempts=3)
+        claim_images(session, [theirs], token=other, lease_seconds=1, max_attempts=3)
+        session.execute(update(Image).values(lease_until=PAST))
+        renew_leases(session, tokens=[token], lease_seconds=60)
+    with sessions.begin() as session:
+        assert [r.image_id for r in requeue_expired(session, lease_seconds=60, max_attempts=3)] == [theirs]

@@ -18,7 +18,7 @@ from batchpress.config import Settings, get_settings
 from batchpress.db.engine import reset_engine
 from batchpress.db.revisions import WouldWait, read_revision
 from batchpress.models import Image, WebhookEvent
-from batchpress.processing.leases import claim_images, give_up_exhausted, new_token, renew_lease, requeue_expired
+from batchpress.processing.leases import claim_images, give_up_exhausted, new_token, renew_leases, requeue_expired
 from batchpress.processing.results import Compressed, Failed, finish_request, mark_processing, record_results
 from batchpress.webhooks.delivery import reopen
 from batchpress.webhooks.events import create_event
@@ -39,7 +39,7 @@ def test_every_shown_change_bumps_the_revision(sessions: sessionmaker[Session]) 
         assert len(claimed) == 3
     assert not bumped(), "a claim changes nothing the status shows"
     with sessions.begin() as session:
-        renew_lease(session, token=token, lease_seconds=60)
+        renew_leases(session, tokens=[token], lease_seconds=60)
     assert not bumped(), "nor does a lease renewal"
 
     with sessions.begin() as session:
