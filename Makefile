@@ -1,5 +1,5 @@
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format bench bench-scaling bench-codecs
+.PHONY: help run test lint format bench bench-scaling bench-codecs bench-faults
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -37,3 +37,7 @@ bench-scaling: ## Images/s with 1 and 2 worker processes on PostgreSQL + Redis, 
 bench-codecs: ## Per-core speed, size and quality of Pillow, pyvips, simplejpeg, libimagequant per format
 	@./scripts/bootstrap.sh
 	.venv/bin/python -m benchmarks.codecs
+
+bench-faults: ## Batch time without and with a fault: kill -9 of a worker, pool process or serve, Redis restart, DB connections dropped (< 15 min)
+	@./scripts/bootstrap.sh
+	.venv/bin/python -m benchmarks.faults

@@ -1,6 +1,8 @@
 """End-to-end runs: a CSV uploaded to a running service until its terminal status, and the naive baseline.
 
-Services run with the production defaults for lease and sweep interval (60 s), not the tests' short ones.
+Services run with the production defaults for lease, sweep interval and API processes, read from ``Settings()``
+(so a ``BATCHPRESS_*`` variable in the environment still wins), not with the short lease and sweep interval the test
+harness (``Service``, ``Cluster``) sets for quick recovery in tests: a benchmark measures what a deployment gets.
 """
 
 from __future__ import annotations
@@ -30,11 +32,12 @@ from tests.support.servers import REPO, Service
 TERMINAL = {"completed", "completed_with_errors", "failed"}
 PG_ADMIN = "postgresql://root@127.0.0.1:5432/test"
 NAIVE_WORKER = (sys.executable, "-m", "celery", "-A", "benchmarks.naive", "worker", "--concurrency=1", "-l", "INFO")
+_PRODUCTION = Settings()
+# What the test harness overrides (a 5-s lease, a 1-s sweep, one API process for quicker starts), put back.
 DEFAULTS = {
-    "BATCHPRESS_LEASE_SECONDS": "60",
-    "BATCHPRESS_SWEEP_INTERVAL_SECONDS": "60",
-    # The service's own default, which the test harness (Service) lowers to one for quicker starts.
-    "BATCHPRESS_API_WORKERS": str(Settings().api_workers),
+    "BATCHPRESS_LEASE_SECONDS": str(_PRODUCTION.lease_seconds),
+    "BATCHPRESS_SWEEP_INTERVAL_SECONDS": str(_PRODUCTION.sweep_interval_seconds),
+    "BATCHPRESS_API_WORKERS": str(_PRODUCTION.api_workers),
 }
 
 
@@ -101,24 +104,33 @@ def embedded(root: Path, cores: int) -> Iterator[Service]:
 
 
 @contextmanager
-def postgres_redis(root: Path, cores: int) -> Iterator[Service]:
-    """One API (``serve --no-worker``) and one ``batchpress worker`` on PostgreSQL and Redis, fresh database."""
+def scaled_out(root: Path, broker_url: str, workers: int, concurrency: int) -> Iterator[Cluster]:
+    """One API (``serve --no-worker``) and ``workers`` ``batchpress worker`` processes of ``concurrency`` pool
+    processes each, on a fresh PostgreSQL database and a queue of their own on ``broker_url``."""
     with postgres_database(PG_ADMIN, f"bp_bench_{uuid.uuid4().hex[:8]}") as database:
         cluster = Cluster(
             root,
             {
                 **DEFAULTS,
                 "BATCHPRESS_DATABASE_URL": database,
-                "BATCHPRESS_BROKER_URL": "redis://127.0.0.1:6379/7",
+                "BATCHPRESS_BROKER_URL": broker_url,
                 "BATCHPRESS_QUEUE_NAME": f"bench-{uuid.uuid4().hex[:8]}",
             },
         )
         try:
-            api = cluster.add_api()
-            cluster.add_worker(concurrency=cores)
-            yield api
+            cluster.add_api()
+            for _ in range(workers):
+                cluster.add_worker(concurrency=concurrency)
+            yield cluster
         finally:
             cluster.stop()
+
+
+@contextmanager
+def postgres_redis(root: Path, cores: int) -> Iterator[Service]:
+    """One API and one ``batchpress worker`` with a pool process per core on PostgreSQL and Redis."""
+    with scaled_out(root, "redis://127.0.0.1:6379/7", 1, cores) as cluster:
+        yield cluster.apis[0]
 
 
 def vm_hwm_bytes(pid: int) -> int:
