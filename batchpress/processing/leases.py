@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Label, and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import Label, and_, bindparam, exists, func, literal_column, or_, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.dml import ReturningUpdate
 from sqlalchemy.sql.elements import BindParameter
@@ -144,9 +144,12 @@ class LeaseCensus:
 
 
 def lease_census(session: Session) -> LeaseCensus:
-    """Two index probes on (state, lease_until): cheap enough to run every few seconds on every worker."""
+    """Two index probes on (state, lease_until): cheap enough to run every few seconds on every worker.
+
+    The state is written into the SQL, not bound: once psycopg prepares the statement, PostgreSQL's generic plan
+    for a bound state read the whole table when no lease had lapsed (16 ms at 100,000 pending, against 0.1 ms)."""
     now = utcnow()
-    processing = Image.state == ImageState.PROCESSING.value
+    processing = Image.state == literal_column(f"'{ImageState.PROCESSING.value}'")
     live = exists().where(processing, Image.lease_until >= now)
     lapsed = exists().where(processing, Image.lease_until < now)
     row = session.execute(select(live.label("live"), lapsed.label("lapsed"))).one()
