@@ -68,5 +68,7 @@ def configure_logging(log_format: Literal["text", "json"], level: int = logging.
     # httpx logs every request at INFO: a line per downloaded image, and per webhook attempt, which the service
     # already records. Shown when debugging.
     logging.getLogger("httpx").setLevel(logging.WARNING if level > logging.DEBUG else level)
+    # Alembic announces each of its plugins at INFO when imported: noise before every start-up line.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING if level > logging.DEBUG else level)
     # Python warnings (Celery's, libraries') as records, so they follow the same format.
     logging.captureWarnings(True)

@@ -8,25 +8,28 @@ processes by address hash, whatever each one is doing at the moment they arrive.
 
 from __future__ import annotations
 
+import errno
 import logging
 import multiprocessing
 import os
 import signal
 import socket
 import threading
+import time
 from multiprocessing.context import SpawnProcess
 from typing import Literal
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
+from batchpress.cli.backoff import Restarts
+from batchpress.cli.startup import StartupError
 from batchpress.logs import configure_logging
 from batchpress.worker.parent_death import die_with_parent
 
 log = logging.getLogger(__name__)
 APP = "batchpress.api.app:create_served_app"
 CHECK_SECONDS = 0.5
-RESTART_DELAY_SECONDS = 1.0
 STOP_SECONDS = 10.0
 
 
@@ -44,14 +47,21 @@ def listening_socket(host: str, port: int, *, shared: bool) -> socket.socket:
     return sock
 
 
-def exit_unless_port_free(host: str, port: int) -> None:
+def check_port_free(host: str, port: int) -> None:
     """Stop before anything starts if another program, or another ``serve`` (whose sockets share only with each
     other), listens on the port: a bind without ``SO_REUSEPORT`` succeeds only on a free port."""
     try:
         listening_socket(host, port, shared=False).close()
     except OSError as exc:
-        log.error("cannot listen on %s:%d: %s", host, port, exc.strerror or exc)
-        raise SystemExit(1) from None
+        if exc.errno == errno.EADDRINUSE:
+            fix = "stop the program using it (another `batchpress serve`?) or set BATCHPRESS_PORT to a free port"
+        elif exc.errno == errno.EACCES:
+            fix = "ports below 1024 need privileges: set BATCHPRESS_PORT to 1024 or above"
+        elif exc.errno == errno.EADDRNOTAVAIL:
+            fix = "BATCHPRESS_HOST is not an address of this machine: set it to one, or 0.0.0.0 for all"
+        else:
+            fix = "fix BATCHPRESS_HOST or BATCHPRESS_PORT"
+        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", fix) from None
 
 
 def run_server(host: str, port: int, sockets: list[socket.socket] | None = None) -> None:
@@ -83,36 +93,45 @@ def serve_one(host: str, port: int, log_format: Literal["text", "json"]) -> None
 
 
 class ApiProcesses:
-    """Keeps ``count`` API processes running until ``stop``; one that dies is replaced, and one that cannot start
-    (the app fails to load, the port is taken) stops them all, since every replacement would fail the same way."""
+    """Keeps ``count`` API processes running until ``stop``. One that dies is replaced, with back-off when it dies
+    soon after it started (cli/backoff.py); one that cannot start (the app fails to load, the port is taken), or
+    keeps dying at start, stops them all, since every replacement would fail the same way."""
 
     def __init__(self, host: str, port: int, log_format: Literal["text", "json"], count: int) -> None:
         self._args = (host, port, log_format)
         self._count = count
         self._processes: list[SpawnProcess] = []
+        self._restarts = [Restarts() for _ in range(count)]
         self._stopping = threading.Event()
 
     def run(self) -> None:
-        """Start the processes and watch them; returns after ``stop`` or when one cannot start."""
-        self._processes = [self._spawn() for _ in range(self._count)]
+        """Start the processes and watch them; returns after ``stop``, raises ``StartupError`` when one cannot
+        start."""
+        self._processes = [self._spawn(index) for index in range(self._count)]
+        due: dict[int, float] = {}  # slot -> when its replacement starts
         while not self._stopping.wait(CHECK_SECONDS):
             for index, process in enumerate(self._processes):
+                if index in due:
+                    if time.monotonic() >= due[index]:
+                        del due[index]
+                        self._processes[index] = self._spawn(index)
+                    continue
                 if process.is_alive():
                     continue
-                if process.exitcode == STARTUP_FAILURE:
-                    log.error("API process %d could not start; stopping", process.pid)
+                decision = self._restarts[index].exited(process.exitcode, "API process", process.pid)
+                if decision.delay is None:
+                    log.error("%s; stopping", decision.message)
                     self.stop()
-                    raise SystemExit(1)
-                log.warning("API process %d exited with %s; starting another", process.pid, process.exitcode)
-                if self._stopping.wait(RESTART_DELAY_SECONDS):
-                    return
-                self._processes[index] = self._spawn()
+                    raise StartupError(decision.message, code=decision.exit_code)
+                log.warning("%s", decision.message)
+                due[index] = time.monotonic() + decision.delay
 
-    def _spawn(self) -> SpawnProcess:
+    def _spawn(self, index: int) -> SpawnProcess:
         process = multiprocessing.get_context("spawn").Process(
             target=serve_one, args=self._args, name="batchpress-api", daemon=False
         )
         process.start()
+        self._restarts[index].started()
         log.info("API process started as process %d", process.pid)
         return process
 

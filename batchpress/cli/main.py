@@ -1,25 +1,40 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from batchpress.config import get_settings
+from batchpress.config import Settings, get_settings
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
-app = typer.Typer(help="batchpress: bulk product-image compression.", no_args_is_help=True)
+# No Rich tracebacks: with locals shown they print secrets, and an expected failure is one line (cli/startup.py).
+app = typer.Typer(
+    help="batchpress: bulk product-image compression.", no_args_is_help=True, pretty_exceptions_enable=False
+)
 
 
-def _configure_logging() -> None:
-    """Text or JSON lines (BATCHPRESS_LOG_FORMAT) on stderr, for this process and for uvicorn and Celery in it."""
+def _start(run: Callable[[Settings], None]) -> None:
+    """Load the settings, set up logging, run; a start-up failure becomes one line on stderr and its exit code."""
+    from batchpress.cli.startup import StartupError, import_error, load_settings, report
     from batchpress.logs import configure_logging
 
-    configure_logging(get_settings().log_format)
+    try:
+        settings = load_settings()
+        # Text or JSON lines (BATCHPRESS_LOG_FORMAT) on stderr, for this process and for uvicorn and Celery in it.
+        configure_logging(settings.log_format)
+        run(settings)
+    except StartupError as exc:
+        report(exc)
+        raise typer.Exit(exc.code) from None
+    except ImportError as exc:
+        error = import_error(exc)
+        report(error)
+        raise typer.Exit(error.code) from None
 
 
 @app.command()
@@ -27,10 +42,13 @@ def serve(
     no_worker: bool = typer.Option(False, "--no-worker", help="Run the API only; workers run elsewhere."),
 ) -> None:
     """Apply migrations, then serve the API (and, unless --no-worker, a worker beside it)."""
-    from batchpress.cli.serve import run_service
 
-    _configure_logging()
-    run_service(get_settings(), with_worker=not no_worker)
+    def run(settings: Settings) -> None:
+        from batchpress.cli.serve import run_service
+
+        run_service(settings, with_worker=not no_worker)
+
+    _start(run)
 
 
 @app.command()
@@ -38,10 +56,13 @@ def worker(
     concurrency: int = typer.Option(0, help="Worker processes; 0 means BATCHPRESS_WORKER_CONCURRENCY."),
 ) -> None:
     """Run a Celery worker with the project's reliability settings."""
-    from batchpress.cli.serve import run_worker
 
-    _configure_logging()
-    run_worker(get_settings(), concurrency=concurrency or None)
+    def run(settings: Settings) -> None:
+        from batchpress.cli.serve import run_worker
+
+        run_worker(settings, concurrency=concurrency or None)
+
+    _start(run)
 
 
 @app.command("webhook-secret")
@@ -55,12 +76,14 @@ def webhook_secret() -> None:
 @app.command()
 def migrate() -> None:
     """Bring the database schema up to date."""
-    from batchpress.db.migrate import upgrade
 
-    _configure_logging()
-    settings = get_settings()
-    upgrade(settings)
-    typer.echo("database is up to date")
+    def run(settings: Settings) -> None:
+        from batchpress.cli.serve import migrate_database
+
+        migrate_database(settings)
+        typer.echo("database is up to date")
+
+    _start(run)
 
 
 # Client commands: they talk to a batchpress server over HTTP and need no settings, database or broker here.

@@ -2,7 +2,9 @@
 
 The worker child gets its own session (so a terminal's Ctrl-C reaches only ``serve``, which then stops the worker
 with one SIGTERM to its main process, the shutdown that returns unacknowledged messages) and a parent-death
-signal (so a ``kill -9`` of ``serve`` does not leave it orphaned). If the worker dies, ``serve`` starts another.
+signal (so a ``kill -9`` of ``serve`` does not leave it orphaned). If the worker dies, ``serve`` starts another,
+with back-off when it keeps dying at start (cli/backoff.py). Before any of that, both commands check their settings
+and dependencies (cli/startup.py), so a wrong setting stops them with one line instead of a crash loop.
 """
 
 from __future__ import annotations
@@ -15,24 +17,28 @@ import subprocess
 import sys
 import threading
 
-from batchpress.cli.api_processes import ApiProcesses, exit_unless_port_free, run_server
+from batchpress.cli import startup
+from batchpress.cli.api_processes import ApiProcesses, check_port_free, run_server
+from batchpress.cli.backoff import Restarts
 from batchpress.config import Settings
 from batchpress.db.migrate import upgrade
 from batchpress.worker.parent_death import die_with_parent
 
 log = logging.getLogger(__name__)
 WORKER_STOP_SECONDS = 30
-WORKER_RESTART_DELAY_SECONDS = 1.0
 
 
 class WorkerSupervisor:
-    """Keeps one ``batchpress worker`` child running until ``stop``."""
+    """Keeps one ``batchpress worker`` child running until ``stop``; when it keeps failing at start, sets ``failure``
+    and sends this process SIGTERM, which stops ``serve`` (the API included) the way Ctrl-C does."""
 
     def __init__(self) -> None:
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._child: subprocess.Popen[bytes] | None = None
         self._thread = threading.Thread(target=self._watch, name="worker-supervisor", daemon=True)
+        self._restarts = Restarts()
+        self.failure: startup.StartupError | None = None
 
     def start(self) -> None:
         self._spawn()
@@ -47,6 +53,7 @@ class WorkerSupervisor:
                 start_new_session=True,
                 preexec_fn=lambda: die_with_parent(signal.SIGTERM),  # only a prctl call after fork
             )
+            self._restarts.started()
             log.info("worker started as process %d", self._child.pid)
 
     def _watch(self) -> None:
@@ -56,8 +63,15 @@ class WorkerSupervisor:
             code = child.wait()
             if self._stopping.is_set():
                 return
-            log.warning("worker process %d exited with %s; starting another", child.pid, code)
-            self._stopping.wait(WORKER_RESTART_DELAY_SECONDS)
+            decision = self._restarts.exited(code, "worker process", child.pid)
+            if decision.delay is None:
+                log.error("%s", decision.message)
+                self.failure = startup.StartupError(decision.message, code=decision.exit_code)
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+            log.warning("%s", decision.message)
+            if self._stopping.wait(decision.delay):
+                return
             self._spawn()
 
     def stop(self) -> None:
@@ -104,17 +118,35 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
     raise SystemExit(0)
 
 
+def migrate_database(settings: Settings) -> None:
+    """``batchpress migrate``, and ``serve`` before it starts anything: wait for the database, then upgrade."""
+    startup.check_database_url(settings)
+    startup.wait_for_database(settings)
+    startup.check_schema(settings, will_migrate=True)
+    upgrade(settings)
+
+
 def run_service(settings: Settings, *, with_worker: bool) -> None:
     # Uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal; these handlers turn that
-    # into an ordinary exit, so the ``finally`` below still stops the worker.
+    # into an ordinary exit, so the ``finally`` below still stops the worker. They also end a wait for the database.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     signal.signal(signal.SIGINT, _exit_on_signal)
     if warning := open_to_network_warning(settings):
         log.warning("%s", warning)
         if settings.log_format == "text":  # a banner would break JSON lines; the WARNING record carries it there
             print(f"\n{'!' * 100}\nWARNING: {warning}\n{'!' * 100}\n", file=sys.stderr, flush=True)
-    exit_unless_port_free(settings.host, settings.port)
-    upgrade(settings)
+    # Everything that would fail the same way in every child is found here, before any child starts.
+    startup.check_database_url(settings)
+    startup.check_broker_transport(settings)
+    import batchpress.api.app  # noqa: F401  (a module that does not import fails here, once, not in each child)
+
+    check_port_free(settings.host, settings.port)
+    migrate_database(settings)
+    if cause := startup.broker_not_ready(settings):
+        # Uploads are stored and enqueued by the sweeper once it answers; /readyz names it meanwhile.
+        log.warning(
+            "the broker at %s does not answer yet (%s); serving anyway", startup.shown_url(settings.broker_url), cause
+        )
     supervisor = WorkerSupervisor() if with_worker else None
     if supervisor is not None:
         supervisor.start()
@@ -137,6 +169,8 @@ def run_service(settings: Settings, *, with_worker: bool) -> None:
     finally:
         if supervisor is not None:
             supervisor.stop()
+            if supervisor.failure is not None:
+                raise supervisor.failure  # instead of the clean exit of the SIGTERM the supervisor sent
 
 
 def _logging_already_configured(**_: object) -> None:
@@ -146,8 +180,19 @@ def _logging_already_configured(**_: object) -> None:
 def run_worker(settings: Settings, *, concurrency: int | None) -> None:
     from celery.signals import setup_logging
 
+    startup.check_database_url(settings)
+    startup.check_broker_transport(settings)
     import batchpress.worker.lifecycle  # noqa: F401  (connects the worker's signal handlers)
     from batchpress.worker.celery_app import celery_app
+
+    # SIGTERM or Ctrl-C while waiting for the database or broker is an ordinary exit; Celery installs its own.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGINT, _exit_on_signal)
+    startup.wait_for_database(settings)
+    startup.check_schema(settings, will_migrate=False)
+    startup.wait_for_broker(settings)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     # Any receiver stops Celery from installing its own handlers (celery.task's included): the CLI configured
     # logging already, so task and worker records come out in the same text or JSON format.

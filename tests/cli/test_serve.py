@@ -12,6 +12,7 @@ import httpx
 import psutil
 import pytest
 
+from batchpress.cli.backoff import EXIT_STARTUP
 from tests.conftest import StartService
 from tests.support.servers import ImageServer, Service
 from tests.test_crash_recovery import worker_main
@@ -150,6 +151,7 @@ def test_a_second_serve_on_a_taken_port_says_so_and_exits(start_service: StartSe
         text=True,
         timeout=60,
     )
-    assert second.returncode == 1
-    assert f"cannot listen on 127.0.0.1:{service.port}" in second.stderr
+    assert second.returncode == EXIT_STARTUP
+    assert f"error: cannot listen on 127.0.0.1:{service.port}: Address already in use; " in second.stderr
+    assert "set BATCHPRESS_PORT to a free port" in second.stderr
     assert httpx.get(f"{service.base_url}/healthz", timeout=10).status_code == 200, "the first one still serves"

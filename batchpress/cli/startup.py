@@ -1,0 +1,436 @@
+"""What ``serve``, ``worker`` and ``migrate`` check before they start, so a failure explains itself in one line.
+
+Two kinds of failure, handled differently. A permanent one (a setting that does not parse, a database or broker
+of a kind batchpress does not support or whose driver or transport cannot be imported, credentials refused, a schema
+that is not at this code's head) raises ``StartupError``: the command prints its one line, naming the setting, the
+cause and the fix, and exits with ``EXIT_STARTUP``, since restarting would fail the same way. A dependency that is
+only unreachable (refused connections, a timeout, a host name not resolving yet, as while an orchestrator starts
+things in another order) is waited for with back-off, one line per attempt. ``doctor`` reports the same causes.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import logging
+import os
+import re
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr, ValidationError
+
+from batchpress.cli.backoff import EXIT_STARTUP, backoff_delay
+from batchpress.config import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+DATABASE = "BATCHPRESS_DATABASE_URL"
+BROKER = "BATCHPRESS_BROKER_URL"
+DATABASE_KINDS = "use sqlite:///path/to/file.db or postgresql://user@host/db"
+BROKER_KINDS = "use filesystem:// (the default), redis://host:6379/0 or amqp://user:password@host//"
+REINSTALL = "reinstall with `make run` (locked dependencies)"
+CONNECT_TIMEOUT_SECONDS = 5
+# Broker URL schemes, the transport's name, and the package its kombu transport needs beyond kombu itself.
+BROKER_TRANSPORTS = {
+    "redis": ("Redis", "redis", "celery[redis]"),
+    "rediss": ("Redis", "redis", "celery[redis]"),
+    "amqp": ("AMQP", "amqp", "celery"),
+    "amqps": ("AMQP", "amqp", "celery"),
+    "pyamqp": ("AMQP", "amqp", "celery"),
+}
+# FATAL messages of a PostgreSQL server that clear up by themselves; any other (no such database or role, password
+# refused, pg_hba) needs someone to change something.
+_PG_TRANSIENT = (
+    "connection refused",
+    "timeout expired",
+    "timed out",
+    "failed to resolve host",
+    "could not translate host name",
+    "name or service not known",
+    "temporary failure in name resolution",
+    "no route to host",
+    "network is unreachable",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+    "too many clients",
+    "remaining connection slots",
+    "server closed the connection unexpectedly",
+    "connection reset",
+)
+
+
+class StartupError(Exception):
+    """A permanent start-up failure: ``problem`` names the setting and the cause, ``fix`` says what to do."""
+
+    def __init__(self, problem: str, fix: str = "", code: int = EXIT_STARTUP) -> None:
+        self.problem = problem
+        self.fix = fix
+        self.code = code
+        super().__init__(f"{problem}; {fix}" if fix else problem)
+
+    @property
+    def line(self) -> str:
+        return str(self)
+
+
+def report(error: StartupError) -> None:
+    """The one line on stderr: plain text, or one JSON record when BATCHPRESS_LOG_FORMAT=json."""
+    if os.environ.get("BATCHPRESS_LOG_FORMAT", "").strip().lower() == "json":
+        from batchpress.logs import JsonFormatter, configure_logging
+
+        if not any(isinstance(h.formatter, JsonFormatter) for h in logging.getLogger().handlers):
+            configure_logging("json")
+        log.error("%s", error.line)
+    else:
+        print(f"error: {error.line}", file=sys.stderr, flush=True)
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced by ``***``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, path = rest.partition("/")
+    userinfo, at, hostport = authority.rpartition("@")
+    if at and ":" in userinfo:
+        authority = f"{userinfo.split(':', 1)[0]}:***@{hostport}"
+    return f"{scheme}://{authority}{slash}{path}"
+
+
+def shown_url(url: str) -> str:
+    """The URL as an operator wrote it, password masked (config.py adds ``+psycopg`` to ``postgresql://``)."""
+    return mask_url(url).replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return text[0].strip() if text else type(exc).__name__
+
+
+def import_error(exc: ImportError) -> StartupError:
+    """A module of batchpress or of a dependency that does not import: the installation is incomplete."""
+    return StartupError(
+        f"cannot import {exc.name or 'a module'} ({first_line(exc)})", f"the installation is incomplete: {REINSTALL}"
+    )
+
+
+# Settings
+
+
+def settings_problems(exc: ValidationError) -> list[StartupError]:
+    """One error per invalid variable, naming it, the value given (secrets hidden) and what is accepted."""
+    problems = []
+    for error in exc.errors():
+        message = error["msg"].removeprefix("Value error, ")
+        if not error["loc"]:  # the model validator's messages name their variables already
+            problems.append(StartupError(message, "fix those variables"))
+            continue
+        field = str(error["loc"][0])
+        name = f"BATCHPRESS_{field.upper()}"
+        info = Settings.model_fields.get(field)
+        value = str(error.get("input", ""))
+        if info is not None and info.annotation is SecretStr:
+            value = "***"
+        elif field.endswith("_url"):
+            value = mask_url(value)
+        default = "" if info is None or info.default_factory is not None else f" ({info.default})"
+        problems.append(
+            StartupError(
+                f"{name}={value}: {message[:1].lower()}{message[1:]}",
+                f"set {name} to an accepted value, or unset it for the default{default}",
+            )
+        )
+    return problems
+
+
+def load_settings() -> Settings:
+    """``get_settings()``, with pydantic's validation error turned into lines that name the variables."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        problems = settings_problems(exc)
+        if len(problems) == 1:
+            raise problems[0] from None
+        raise StartupError("; ".join(p.line for p in problems)) from None
+
+
+# What kind of database and broker, and whether this installation can talk to them
+
+
+def check_database_url(settings: Settings) -> None:
+    from sqlalchemy import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    shown = shown_url(settings.database_url)
+    try:
+        url = make_url(settings.database_url)
+    except ArgumentError:
+        raise StartupError(f"{DATABASE}={shown}: not a database URL", DATABASE_KINDS) from None
+    backend = url.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise StartupError(f"{DATABASE}={shown}: {backend} is not supported", DATABASE_KINDS)
+    try:
+        url.get_dialect().import_dbapi()
+    except NoSuchModuleError:
+        raise StartupError(f"{DATABASE}={shown}: SQLAlchemy has no driver {url.drivername!r}", DATABASE_KINDS) from None
+    except ImportError as exc:
+        fix = (
+            f"use postgresql://... (psycopg 3, which batchpress installs) or pip install {exc.name}"
+            if backend == "postgresql" and url.get_driver_name() != "psycopg"
+            else REINSTALL
+        )
+        raise StartupError(
+            f"{DATABASE}={shown}: the {url.get_driver_name()} driver cannot be imported ({first_line(exc)})", fix
+        ) from None
+
+
+def check_broker_transport(settings: Settings) -> None:
+    """The broker URL names a supported transport, and kombu's module for it imports (with its own imports)."""
+    import importlib
+
+    shown = shown_url(settings.broker_url)
+    scheme = settings.broker_url.partition("://")[0].lower() if "://" in settings.broker_url else ""
+    if scheme == "filesystem":
+        return  # batchpress's own transport, imported with the worker's Celery app
+    if scheme not in BROKER_TRANSPORTS:
+        raise StartupError(f"{BROKER}={shown}: {scheme or 'this'} is not a supported broker", BROKER_KINDS)
+    kind, package, requirement = BROKER_TRANSPORTS[scheme]
+    from kombu.transport import get_transport_cls
+
+    try:
+        get_transport_cls(scheme)
+        importlib.import_module(package)  # kombu's Redis transport imports without it and fails at first use
+    except ImportError as exc:
+        raise StartupError(
+            f"{BROKER}={shown}: the {kind} transport cannot be loaded ({first_line(exc)})",
+            f"{REINSTALL} or `pip install '{requirement}'`",
+        ) from None
+
+
+# Reaching them: a permanent refusal raises, an unreachable one is worth waiting for
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _network_cause(exc: BaseException) -> str | None:
+    """A short cause for a network failure that may clear up by itself, or None."""
+    for error in _chain(exc):
+        if isinstance(error, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(error, socket.gaierror):
+            return f"cannot resolve the host name ({error.strerror})"
+        if isinstance(error, TimeoutError):
+            return "timed out"
+        if isinstance(error, OSError) and error.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ECONNRESET):
+            return error.strerror or str(error)
+    return None
+
+
+def database_problem(exc: BaseException, settings: Settings) -> str:
+    """The short cause of a failed connection when it may clear up by itself; raises ``StartupError`` otherwise."""
+    message = first_line(exc)
+    cause = message.rpartition(" failed: ")[2].replace("FATAL:", "").strip()
+    cause = cause[:1].lower() + cause[1:]
+    if network := _network_cause(exc):
+        return network
+    refused = "FATAL" in message or "fe_sendauth" in message or "authentication" in message.lower()
+    if not refused or any(marker in message.lower() for marker in _PG_TRANSIENT):
+        return cause  # not a refusal by the server: maybe the network, maybe the server not being up yet
+    fix = (
+        f"create that database or fix {DATABASE}"
+        if "does not exist" in cause and "database" in cause
+        else f"fix the user, password or database in {DATABASE}, or the server's access rules"
+    )
+    raise StartupError(f"{DATABASE}={shown_url(settings.database_url)}: {cause}", fix)
+
+
+def probe_database(settings: Settings) -> None:
+    """One connection; raises what the driver raised."""
+    from sqlalchemy import create_engine, pool
+
+    connect_args: dict[str, Any] = {} if settings.is_sqlite else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    engine = create_engine(settings.database_url, poolclass=pool.NullPool, connect_args=connect_args)
+    try:
+        engine.connect().close()
+    finally:
+        engine.dispose()
+
+
+def broker_problem(exc: BaseException, settings: Settings) -> str:
+    """The short cause of a failed broker connection when it may clear up by itself; raises ``StartupError``
+    when the broker answered and refused (credentials, virtual host, database index)."""
+    refused: list[type[BaseException]] = []
+    try:
+        from amqp.exceptions import AccessRefused, NotAllowed  # type: ignore[import-untyped]  # py-amqp has no types
+
+        refused += [AccessRefused, NotAllowed]
+    except ImportError:
+        pass
+    try:
+        from redis.exceptions import AuthenticationError, ResponseError
+
+        refused += [AuthenticationError, ResponseError]
+    except ImportError:
+        pass
+    for error in _chain(exc):
+        if isinstance(error, tuple(refused)):
+            # py-amqp's "(0, 0): (403) ACCESS_REFUSED - Login was refused ... For details see the broker logfile."
+            said = re.sub(r"^\(\d+, \d+\): ", "", first_line(error)).partition(". For details")[0]
+            raise StartupError(
+                f"{BROKER}={shown_url(settings.broker_url)}: the broker refused: {said}",
+                f"fix the user, password or path in {BROKER}, or the broker's users",
+            )
+    return _network_cause(exc) or first_line(exc)
+
+
+def probe_broker(settings: Settings) -> None:
+    """One connection (for ``filesystem://``, writable queue folders); raises what failed."""
+    from batchpress.worker.celery_app import broker_options
+
+    options = broker_options(settings)
+    if settings.uses_filesystem_broker:
+        import tempfile
+
+        for folder in (settings.queue_dir, Path(options["data_folder_in"])):
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
+                pass
+        return
+    from kombu.connection import Connection
+
+    connection: Any = Connection(  # type: ignore[no-untyped-call]  # kombu's __init__ has no annotations
+        settings.broker_url, transport_options=options, connect_timeout=CONNECT_TIMEOUT_SECONDS
+    )
+    with connection:
+        connection.connect()
+
+
+def filesystem_problem(exc: OSError, settings: Settings) -> StartupError:
+    return StartupError(
+        f"{BROKER}=filesystem://: cannot write the queue under {settings.queue_dir} ({exc.strerror or exc})",
+        "make it writable for this user, or fix BATCHPRESS_DATA_DIR",
+    )
+
+
+def wait_for(
+    what: str,
+    shown: str,
+    attempt: Callable[[], None],
+    problem: Callable[[BaseException], str],
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Try ``attempt`` until it succeeds; ``problem`` turns a failure into a short cause, or raises when it is
+    permanent. Runs until then or until a signal handler raises (SIGTERM stops ``serve`` and ``worker``)."""
+    for number in itertools.count():
+        try:
+            attempt()
+        except Exception as exc:
+            cause = problem(exc)
+            delay = backoff_delay(number)
+            log.warning("waiting for the %s at %s: %s; retrying in %g s", what, shown, cause, delay)
+            sleep(delay)
+            continue
+        if number:
+            log.info("the %s at %s answers", what, shown)
+        return
+
+
+def wait_for_database(settings: Settings) -> None:
+    if settings.is_sqlite:
+        return  # a file: nothing to wait for, and ``upgrade`` creates it
+    wait_for(
+        "database",
+        shown_url(settings.database_url),
+        lambda: probe_database(settings),
+        lambda exc: database_problem(exc, settings),
+    )
+
+
+def wait_for_broker(settings: Settings) -> None:
+    if settings.uses_filesystem_broker:
+        try:
+            probe_broker(settings)
+        except OSError as exc:
+            raise filesystem_problem(exc, settings) from None
+        return
+    wait_for(
+        "broker", shown_url(settings.broker_url), lambda: probe_broker(settings), lambda e: broker_problem(e, settings)
+    )
+
+
+def broker_not_ready(settings: Settings) -> str | None:
+    """One try: None when the broker answers, the cause when it is unreachable; raises when it refused."""
+    try:
+        probe_broker(settings)
+    except OSError as exc:
+        if settings.uses_filesystem_broker:
+            raise filesystem_problem(exc, settings) from None
+        return broker_problem(exc, settings)
+    except Exception as exc:
+        return broker_problem(exc, settings)
+    return None
+
+
+# The schema
+
+
+def schema_revisions(settings: Settings) -> tuple[set[str], set[str], set[str]]:
+    """The database's revisions, this code's heads, and the database's revisions this code does not know."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import create_engine, pool
+
+    from batchpress.db.migrate import alembic_config
+
+    script = ScriptDirectory.from_config(alembic_config(settings))
+    engine = create_engine(settings.database_url, poolclass=pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            current = set(MigrationContext.configure(connection).get_current_heads())
+    finally:
+        engine.dispose()
+    unknown = set()
+    for revision in current:
+        try:
+            known = script.get_revision(revision) is not None
+        except Exception:  # alembic raises rather than return None for an id it has never seen
+            known = False
+        if not known:
+            unknown.add(revision)
+    return current, set(script.get_heads()), unknown
+
+
+def check_schema(settings: Settings, *, will_migrate: bool) -> None:
+    """The schema is at this code's head, or (``will_migrate``) behind it; never ahead of it."""
+    current, heads, unknown = schema_revisions(settings)
+    shown = shown_url(settings.database_url)
+    head = ", ".join(sorted(heads))
+    if unknown:
+        raise StartupError(
+            f"the database at {shown} is at {', '.join(sorted(unknown))}, a migration this batchpress does not have "
+            f"(its newest is {head}): the code is older than the database",
+            "run the batchpress version that migrated it, or a newer one",
+        )
+    if will_migrate or current == heads:
+        return
+    if not current:
+        raise StartupError(
+            f"the database at {shown} has no schema yet", "run `batchpress migrate` (`batchpress serve` also does)"
+        )
+    raise StartupError(
+        f"the database at {shown} is at {', '.join(sorted(current))}, this version needs {head}",
+        "run `batchpress migrate` (`batchpress serve` also does)",
+    )
