@@ -6,18 +6,28 @@ that do not load) fails without stopping the others that do not depend on it.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import typer
 from pydantic import ValidationError
 
+from batchpress.cli.startup import (
+    StartupError,
+    broker_not_ready,
+    check_broker_transport,
+    check_database_url,
+    database_problem,
+    first_line,
+    mask_url,
+    settings_problems,
+    shown_url,
+)
 from batchpress.config import Settings, get_settings
+
+__all__ = ["mask_url", "run_checks"]  # mask_url moved to cli/startup.py; importers of it from here keep working
 
 
 @dataclass(frozen=True)
@@ -26,23 +36,6 @@ class Check:
     ok: bool
     detail: str
     fix: str = ""
-
-
-def mask_url(url: str) -> str:
-    """The URL with any password replaced by ``***``."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    authority, slash, path = rest.partition("/")
-    userinfo, at, hostport = authority.rpartition("@")
-    if at and ":" in userinfo:
-        authority = f"{userinfo.split(':', 1)[0]}:***@{hostport}"
-    return f"{scheme}://{authority}{slash}{path}"
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def pillow_checks() -> Iterator[Check]:
@@ -106,7 +99,11 @@ def database_check(settings: Settings) -> Check:
 
     from batchpress.db.migrate import alembic_config
 
-    shown = mask_url(settings.database_url)
+    shown = shown_url(settings.database_url)
+    try:
+        check_database_url(settings)
+    except StartupError as exc:
+        return Check("database", False, exc.problem, exc.fix)
     url = make_url(settings.database_url)
     if settings.is_sqlite and url.database and not Path(url.database).exists():
         return Check("database", True, f"{url.database} does not exist yet; `batchpress serve` or `migrate` creates it")
@@ -117,9 +114,11 @@ def database_check(settings: Settings) -> Check:
         with engine.connect() as connection:
             current = set(MigrationContext.configure(connection).get_current_heads())
     except Exception as exc:
-        return Check(
-            "database", False, f"cannot use {shown}: {first_line(exc)}", "start it or fix BATCHPRESS_DATABASE_URL"
-        )
+        try:
+            cause = database_problem(exc, settings)
+        except StartupError as refused:
+            return Check("database", False, refused.problem, refused.fix)
+        return Check("database", False, f"cannot reach {shown}: {cause}", "start it or fix BATCHPRESS_DATABASE_URL")
     finally:
         engine.dispose()
     if current == heads:
@@ -141,39 +140,17 @@ def database_check(settings: Settings) -> Check:
     )
 
 
-def writable(folder: Path) -> None:
-    """Create, write and remove a scratch file there; raises ``OSError`` when that is not possible."""
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=folder, prefix=".doctor-", suffix=".tmp")
-    try:
-        os.write(fd, b"ok")
-    finally:
-        os.close(fd)
-        Path(name).unlink()
-
-
 def broker_check(settings: Settings) -> Check:
-    from batchpress.worker.celery_app import broker_options
-
-    shown = mask_url(settings.broker_url)
-    fix = "start the broker or fix BATCHPRESS_BROKER_URL"
+    shown = shown_url(settings.broker_url)
     try:
-        options = broker_options(settings)
-        if settings.uses_filesystem_broker:
-            for folder in (settings.queue_dir, Path(options["data_folder_in"])):
-                writable(folder)
-            return Check("broker", True, f"{shown}: queue folders under {settings.queue_dir} are writable")
-        from kombu.connection import Connection
-
-        connection: Any = Connection(  # type: ignore[no-untyped-call]  # kombu's __init__ has no annotations
-            settings.broker_url, transport_options=options, connect_timeout=5
-        )
-        with connection:
-            connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0.5, timeout=10)
-    except Exception as exc:
-        if settings.uses_filesystem_broker:
-            fix = f"make {settings.queue_dir} writable for this user, or fix BATCHPRESS_DATA_DIR"
-        return Check("broker", False, f"cannot use {shown}: {first_line(exc)}", fix)
+        check_broker_transport(settings)
+        cause = broker_not_ready(settings)
+    except StartupError as exc:
+        return Check("broker", False, exc.problem, exc.fix)
+    if cause is not None:
+        return Check("broker", False, f"cannot use {shown}: {cause}", "start the broker or fix BATCHPRESS_BROKER_URL")
+    if settings.uses_filesystem_broker:
+        return Check("broker", True, f"{shown}: queue folders under {settings.queue_dir} are writable")
     return Check("broker", True, f"{shown} reachable")
 
 
@@ -237,9 +214,8 @@ def run_checks() -> int:
     try:
         settings = get_settings()
     except ValidationError as exc:
-        for error in exc.errors():
-            name = "BATCHPRESS_" + "_".join(str(part) for part in error["loc"]).upper() if error["loc"] else ""
-            show(Check("settings", False, f"{name}: {error['msg']}" if name else error["msg"], "fix that variable"))
+        for problem in settings_problems(exc):
+            show(Check("settings", False, problem.problem, problem.fix))
         return 1
     show(Check("settings", True, "loaded from the environment"))
     for line in settings_lines(settings):
