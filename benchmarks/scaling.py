@@ -14,6 +14,7 @@ import time
 import uuid
 from pathlib import Path
 
+from benchmarks.endtoend import DEFAULTS
 from benchmarks.origin import Origin
 from tests.support.cluster import Cluster, port_open, postgres_database
 from tests.support.photos import make_image
@@ -38,7 +39,7 @@ def run_once(workers: int, csv_text: str, images: int) -> float:
                 "BATCHPRESS_DATABASE_URL": db,
                 "BATCHPRESS_BROKER_URL": "redis://127.0.0.1:6379/6",
                 "BATCHPRESS_QUEUE_NAME": f"bench-{uuid.uuid4().hex[:8]}",
-                "BATCHPRESS_LEASE_SECONDS": "60",
+                **DEFAULTS,
             },
         )
         try:
