@@ -64,17 +64,27 @@ def check_port_free(host: str, port: int) -> None:
         raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", fix) from None
 
 
-def run_server(host: str, port: int, sockets: list[socket.socket] | None = None) -> None:
-    """Uvicorn serving the app on ``sockets`` if given, else on a socket of its own for ``host:port``, until SIGINT
-    or SIGTERM; exits with Uvicorn's start-up failure code when the app or the socket could not start."""
+def run_server(
+    host: str, port: int, sockets: list[socket.socket] | None = None, *, stop: threading.Event | None = None
+) -> None:
+    """Uvicorn serving the app on ``sockets`` if given, else on a socket of its own for ``host:port``, until SIGINT,
+    SIGTERM or ``stop``; exits with Uvicorn's start-up failure code when the app or the socket could not start."""
     # log_config=None: uvicorn's loggers propagate to the root handler the CLI set up (text or JSON lines).
     config = uvicorn.Config(
         APP, host=host, port=port, factory=True, log_level="info", log_config=None, access_log=False
     )
     server = uvicorn.Server(config)
+    if stop is not None:
+        # Uvicorn's main loop checks should_exit every 0.1 s, from its start-up on: a graceful shutdown.
+        threading.Thread(target=_exit_when_set, args=(stop, server), name="api-stop", daemon=True).start()
     server.run(sockets=sockets)
     if not server.started:
         raise SystemExit(STARTUP_FAILURE)
+
+
+def _exit_when_set(stop: threading.Event, server: uvicorn.Server) -> None:
+    stop.wait()
+    server.should_exit = True
 
 
 def serve_one(host: str, port: int, log_format: Literal["text", "json"]) -> None:
@@ -97,12 +107,20 @@ class ApiProcesses:
     soon after it started (cli/backoff.py); one that cannot start (the app fails to load, the port is taken), or
     keeps dying at start, stops them all, since every replacement would fail the same way."""
 
-    def __init__(self, host: str, port: int, log_format: Literal["text", "json"], count: int) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        log_format: Literal["text", "json"],
+        count: int,
+        stopping: threading.Event | None = None,
+    ) -> None:
         self._args = (host, port, log_format)
         self._count = count
         self._processes: list[SpawnProcess] = []
         self._restarts = [Restarts() for _ in range(count)]
-        self._stopping = threading.Event()
+        # Set by ``stop``, or by whoever else may end the service (serve's worker supervisor giving up).
+        self._stopping = stopping or threading.Event()
 
     def run(self) -> None:
         """Start the processes and watch them; returns after ``stop``, raises ``StartupError`` when one cannot
@@ -119,8 +137,7 @@ class ApiProcesses:
                 if process.is_alive():
                     continue
                 decision = self._restarts[index].exited(process.exitcode, "API process", process.pid)
-                if decision.delay is None:
-                    log.error("%s; stopping", decision.message)
+                if decision.delay is None:  # cli/main.py prints the StartupError's line
                     self.stop()
                     raise StartupError(decision.message, code=decision.exit_code)
                 log.warning("%s", decision.message)

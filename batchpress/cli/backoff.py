@@ -59,7 +59,6 @@ class Restarts:
         self._permanent = permanent_codes
         self._started_at = clock()
         self._failures = 0
-        self._last_code: int | None = None
 
     def started(self) -> None:
         self._started_at = self._clock()
@@ -70,18 +69,16 @@ class Restarts:
         uptime = self._clock() - self._started_at
         if uptime >= self._grace:
             self._failures = 0
-            self._last_code = None
             return Decision(RESTART_DELAY_SECONDS, f"{what} exited with {code} after {uptime:.0f} s; starting another")
         if code in self._permanent:
             return Decision(
                 None, f"{what} could not start (exit code {code}); see its error above", exit_code=EXIT_STARTUP
             )
-        self._failures = self._failures + 1 if code == self._last_code else 1
-        self._last_code = code
+        self._failures += 1
         if self._failures >= self._give_up_after:
             return Decision(
                 None,
-                f"{name} keeps failing at start (exit code {code}, {self._failures} times in a row);"
+                f"{name} keeps failing at start ({self._failures} times in a row, last with exit code {code});"
                 " see its error above",
             )
         delay = backoff_delay(self._failures - 1)

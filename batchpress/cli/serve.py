@@ -30,9 +30,10 @@ WORKER_STOP_SECONDS = 30
 
 class WorkerSupervisor:
     """Keeps one ``batchpress worker`` child running until ``stop``; when it keeps failing at start, sets ``failure``
-    and sends this process SIGTERM, which stops ``serve`` (the API included) the way Ctrl-C does."""
+    and ``give_up``, which stops the API."""
 
-    def __init__(self) -> None:
+    def __init__(self, give_up: threading.Event) -> None:
+        self._give_up = give_up
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._child: subprocess.Popen[bytes] | None = None
@@ -64,10 +65,9 @@ class WorkerSupervisor:
             if self._stopping.is_set():
                 return
             decision = self._restarts.exited(code, "worker process", child.pid)
-            if decision.delay is None:
-                log.error("%s", decision.message)
+            if decision.delay is None:  # the StartupError raised in run_service prints the line
                 self.failure = startup.StartupError(decision.message, code=decision.exit_code)
-                os.kill(os.getpid(), signal.SIGTERM)
+                self._give_up.set()
                 return
             log.warning("%s", decision.message)
             if self._stopping.wait(decision.delay):
@@ -120,10 +120,20 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
 
 def migrate_database(settings: Settings) -> None:
     """``batchpress migrate``, and ``serve`` before it starts anything: wait for the database, then upgrade."""
+    from sqlalchemy.exc import OperationalError
+
     startup.check_database_url(settings)
     startup.wait_for_database(settings)
-    startup.check_schema(settings, will_migrate=True)
-    upgrade(settings)
+    try:
+        startup.check_schema(settings, will_migrate=True)
+        upgrade(settings)
+    except OperationalError as exc:
+        if not settings.is_sqlite:
+            raise
+        raise startup.StartupError(
+            f"{startup.DATABASE}={startup.shown_url(settings.database_url)}: {startup.first_line(exc)}",
+            "make its folder writable for this user, or fix BATCHPRESS_DATABASE_URL or BATCHPRESS_DATA_DIR",
+        ) from None
 
 
 def run_service(settings: Settings, *, with_worker: bool) -> None:
@@ -147,7 +157,8 @@ def run_service(settings: Settings, *, with_worker: bool) -> None:
         log.warning(
             "the broker at %s does not answer yet (%s); serving anyway", startup.shown_url(settings.broker_url), cause
         )
-    supervisor = WorkerSupervisor() if with_worker else None
+    stop_api = threading.Event()
+    supervisor = WorkerSupervisor(stop_api) if with_worker else None
     if supervisor is not None:
         supervisor.start()
     try:
@@ -159,9 +170,9 @@ def run_service(settings: Settings, *, with_worker: bool) -> None:
             settings.api_workers,
         )
         if settings.api_workers == 1:
-            run_server(settings.host, settings.port)
+            run_server(settings.host, settings.port, stop=stop_api)
         else:
-            api = ApiProcesses(settings.host, settings.port, settings.log_format, settings.api_workers)
+            api = ApiProcesses(settings.host, settings.port, settings.log_format, settings.api_workers, stop_api)
             try:
                 api.run()
             finally:
@@ -170,7 +181,7 @@ def run_service(settings: Settings, *, with_worker: bool) -> None:
         if supervisor is not None:
             supervisor.stop()
             if supervisor.failure is not None:
-                raise supervisor.failure  # instead of the clean exit of the SIGTERM the supervisor sent
+                raise supervisor.failure
 
 
 def _logging_already_configured(**_: object) -> None:

@@ -391,11 +391,15 @@ def schema_revisions(settings: Settings) -> tuple[set[str], set[str], set[str]]:
     """The database's revisions, this code's heads, and the database's revisions this code does not know."""
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
-    from sqlalchemy import create_engine, pool
+    from sqlalchemy import create_engine, make_url, pool
 
     from batchpress.db.migrate import alembic_config
 
     script = ScriptDirectory.from_config(alembic_config(settings))
+    heads = set(script.get_heads())
+    database = make_url(settings.database_url).database
+    if settings.is_sqlite and database and not Path(database).exists():
+        return set(), heads, set()  # not created yet; connecting would create it (or fail on a missing folder)
     engine = create_engine(settings.database_url, poolclass=pool.NullPool)
     try:
         with engine.connect() as connection:
@@ -410,7 +414,7 @@ def schema_revisions(settings: Settings) -> tuple[set[str], set[str], set[str]]:
             known = False
         if not known:
             unknown.add(revision)
-    return current, set(script.get_heads()), unknown
+    return current, heads, unknown
 
 
 def check_schema(settings: Settings, *, will_migrate: bool) -> None:
