@@ -288,7 +288,7 @@ def broker_problem(exc: BaseException, settings: Settings) -> str:
     for error in _chain(exc):
         if isinstance(error, tuple(refused)):
             # py-amqp's "(0, 0): (403) ACCESS_REFUSED - Login was refused ... For details see the broker logfile."
-            said = re.sub(r"^\(\d+, \d+\): ", "", first_line(error)).partition(". For details")[0]
+            said = re.sub(r"^\(\d+, \d+\): ", "", first_line(error)).partition(". For details")[0].rstrip(".")
             raise StartupError(
                 f"{BROKER}={shown_url(settings.broker_url)}: the broker refused: {said}",
                 f"fix the user, password or path in {BROKER}, or the broker's users",

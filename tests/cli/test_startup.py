@@ -4,6 +4,7 @@ only unreachable is waited for, one line per attempt; a child failing at start i
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -144,6 +145,33 @@ def test_a_broker_refusing_the_password_is_permanent_and_masked(command: str, tm
         "fix the user, password or path in BATCHPRESS_BROKER_URL, or the broker's users",
     )
     assert "wrong" not in run.stderr + run.stdout
+
+
+def test_redis_refusing_the_password_is_permanent_and_masked(tmp_path: Path) -> None:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("needs redis-server on PATH")
+    port = free_port()
+    redis = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--requirepass", "right"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not port_open(port):
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+        migrated(tmp_path)
+        run, elapsed = batchpress("worker", tmp_path, BATCHPRESS_BROKER_URL=f"redis://:wrong@127.0.0.1:{port}/0")
+    finally:
+        redis.terminate()
+        redis.wait(10)
+    fails_in_one_line(
+        run,
+        elapsed,
+        f"error: BATCHPRESS_BROKER_URL=redis://:***@127.0.0.1:{port}/0: the broker refused: invalid username-password "
+        "pair or user is disabled; fix the user, password or path in BATCHPRESS_BROKER_URL, or the broker's users",
+    )
 
 
 def waits_then_stops(command: str, tmp_path: Path, expected: str, **env: str) -> None:
