@@ -69,7 +69,9 @@ class Restarts:
         uptime = self._clock() - self._started_at
         if uptime >= self._grace:
             self._failures = 0
-            return Decision(RESTART_DELAY_SECONDS, f"{what} exited with {code} after {uptime:.0f} s; starting another")
+            return Decision(
+                RESTART_DELAY_SECONDS, f"{what} exited with code {code} after {uptime:.0f} s; starting another"
+            )
         if code in self._permanent:
             return Decision(
                 None, f"{what} could not start (exit code {code}); see its error above", exit_code=EXIT_STARTUP
@@ -83,5 +85,5 @@ class Restarts:
             )
         delay = backoff_delay(self._failures - 1)
         return Decision(
-            delay, f"{what} exited with {code} {uptime:.0f} s after it started; starting another in {delay:g} s"
+            delay, f"{what} exited with code {code} at start ({uptime:.0f} s); starting another in {delay:g} s"
         )

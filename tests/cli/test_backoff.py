@@ -27,7 +27,8 @@ def test_a_child_failing_at_start_is_restarted_with_back_off_then_given_up() -> 
         clock.now += 2  # dies two seconds after it was started
         decision = restarts.exited(1, "worker process", 42)
         assert decision.delay is not None
-        assert "starting another in" in decision.message
+        assert decision.message.startswith("worker process 4")
+        assert f"exited with code 1 at start (2 s); starting another in {decision.delay:g} s" in decision.message
         delays.append(decision.delay)
         clock.now += decision.delay
     assert delays == [1, 2, 4, 8]
@@ -53,7 +54,7 @@ def test_a_child_that_ran_fine_is_restarted_at_once_and_the_count_resets() -> No
     clock.now += GRACE_SECONDS + 1
     crashed = restarts.exited(-9, "API process", 7)
     assert crashed.delay == 1.0
-    assert crashed.message == f"API process 7 exited with -9 after {GRACE_SECONDS + 1:.0f} s; starting another"
+    assert crashed.message == f"API process 7 exited with code -9 after {GRACE_SECONDS + 1:.0f} s; starting another"
     restarts.started()
     clock.now += 1
     assert restarts.exited(1, "API process", 8).delay == 1.0, "counting starts again after a healthy run"

@@ -4,6 +4,7 @@ only unreachable is waited for, one line per attempt; a child failing at start i
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -258,18 +259,18 @@ def test_a_database_newer_than_the_code_is_named(command: str, tmp_path: Path) -
     )
 
 
-def failing_worker(tmp_path: Path, code: int) -> dict[str, str]:
-    """A sitecustomize that makes only ``batchpress worker`` processes exit at once with ``code``."""
+def failing_children(tmp_path: Path, code: int, which: str = "worker") -> dict[str, str]:
+    """A sitecustomize that makes only ``serve``'s children of one kind (``worker``, or ``api``: the processes
+    multiprocessing spawns) exit at once with ``code``."""
     site = tmp_path / "site"
     site.mkdir()
-    (site / "sitecustomize.py").write_text(
-        f"import os, sys\nif sys.orig_argv[-1:] == ['worker']:\n    os._exit({code})\n"
-    )
+    test = "sys.orig_argv[-1:] == ['worker']" if which == "worker" else "'spawn_main' in ' '.join(sys.orig_argv)"
+    (site / "sitecustomize.py").write_text(f"import os, sys\nif {test}:\n    os._exit({code})\n")
     return {"PYTHONPATH": str(site)}
 
 
 def test_serve_gives_up_at_once_on_a_worker_that_cannot_start(tmp_path: Path) -> None:
-    run, elapsed = batchpress("serve", tmp_path, **failing_worker(tmp_path, EXIT_STARTUP))
+    run, elapsed = batchpress("serve", tmp_path, **failing_children(tmp_path, EXIT_STARTUP))
     assert run.returncode == EXIT_STARTUP, run.stderr
     last = run.stderr.splitlines()[-1]
     assert last.startswith("error: worker process "), run.stderr
@@ -278,27 +279,37 @@ def test_serve_gives_up_at_once_on_a_worker_that_cannot_start(tmp_path: Path) ->
     assert elapsed < 30
 
 
-def test_serve_backs_off_from_a_worker_failing_at_start(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("which", "args", "env", "started"),
+    [
+        ("worker", (), {}, "worker started as process"),
+        ("api", ("--no-worker",), {"BATCHPRESS_API_WORKERS": "2"}, "API process started as process"),
+    ],
+)
+def test_serve_backs_off_from_children_failing_at_start(
+    tmp_path: Path, which: str, args: tuple[str, ...], env: dict[str, str], started: str
+) -> None:
     log_path = tmp_path / "serve.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "batchpress", "serve"],
-            env=environment(tmp_path, **failing_worker(tmp_path, 1)),
+            [sys.executable, "-m", "batchpress", "serve", *args],
+            env=environment(tmp_path, **failing_children(tmp_path, 1, which), **env),
             cwd=REPO,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
     text: Callable[[], str] = log_path.read_text
+    slots = int(env.get("BATCHPRESS_API_WORKERS", "1"))
     try:
         deadline = time.monotonic() + 60
-        while "starting another in 2 s" not in text():
+        while text().count("starting another in 2 s") < slots:
             assert process.poll() is None, text()
             assert time.monotonic() < deadline, text()
             time.sleep(0.1)
         time.sleep(1)
-        # Three starts in about four seconds, not one every second: 1 s, then 2 s, then (next) 4 s apart.
-        assert text().count("worker started as process") <= 3, text()
-        assert "s after it started; starting another in 1 s" in text()
+        # Three starts per child in about four seconds, not one a second: 1 s, then 2 s, then (next) 4 s apart.
+        assert text().count(started) <= 3 * slots, text()
+        assert re.search(r"exited with code 1 at start \(\d+ s\); starting another in 1 s", text())
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
     finally:
