@@ -50,3 +50,20 @@ def test_quick_codec_comparison_covers_every_format(tmp_path: Path) -> None:
     assert groups == {"JPEG", "PNG", "PNG alpha", "WEBP", "mixed"}
     service = [row for row in report["results"] if row["candidate"] == "service compress_image"]
     assert all(row["mp_per_s"] > 0 and 0 < row["size_ratio"] < 1 for row in service)
+
+
+def test_fault_benchmark_runs_a_small_case(tmp_path: Path) -> None:
+    """``make bench-faults`` on a dozen images: the table, and a clean batch (it exits 1 on anything lost,
+    duplicated or finished twice)."""
+    out = tmp_path / "faults.json"
+    case = ["--images", "12", "--only", "pool-kill", "--setups", "embedded"]
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.faults", *case, "--json", str(out), "--logs", str(tmp_path / "logs")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "| pool process kill -9 | embedded" in result.stdout
+    assert json.loads(out.read_text())["cases"]

@@ -8,17 +8,21 @@ plain deferred ``BEGIN`` so status reads never queue behind writers.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from batchpress.config import Settings, get_settings
 
 READ_ONLY = "batchpress_read_only"
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def make_engine(settings: Settings) -> Engine:
@@ -97,3 +101,16 @@ def reset_engine() -> None:
         autocommit_engine().dispose(close=False)
     autocommit_engine.cache_clear()
     get_engine.cache_clear()
+
+
+def once_more_if_disconnected(work: Callable[[], T]) -> T:
+    """Run a unit of work, and once more on a fresh connection if the database dropped the one it had (a restart,
+    a failover, ``pg_terminate_backend``): ``pool_pre_ping`` only catches a connection that died while idle.
+    The work must be safe to repeat; anything else, or a second drop, propagates."""
+    try:
+        return work()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        log.warning("the database dropped the connection (%s); trying once more", str(exc.orig).strip()[:120])
+        return work()

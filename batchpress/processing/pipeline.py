@@ -21,7 +21,7 @@ import httpx
 from sqlalchemy import exists, select
 
 from batchpress.config import Settings, get_settings
-from batchpress.db.engine import session_scope
+from batchpress.db.engine import once_more_if_disconnected, session_scope
 from batchpress.models import Image, ImageState, ProcessingRequest, RequestStatus
 from batchpress.processing.compress import ImageRejected, compress_image
 from batchpress.processing.download import Downloaded, DownloadFailed, download
@@ -173,17 +173,7 @@ class ChunkWorker:
         lease lapses. A process that exits normally writes them first (``drain``).
         """
         token = new_token()
-        # The claim is one statement; marking a pending request is another, which the next claim redoes if lost.
-        with session_scope(autocommit=True) as session:
-            claimed = claim_images(
-                session,
-                image_ids,
-                token=token,
-                lease_seconds=self.settings.lease_seconds,
-                max_attempts=self.settings.max_attempts,
-            )
-            for request_id in {c.request_id for c in claimed if c.request_pending}:
-                mark_processing(session, request_id)
+        claimed = once_more_if_disconnected(lambda: self._claim(image_ids, token))
         if not claimed:
             return 0
         # Held until the chunk's last write commits (``_write``), or dropped at once if the chunk fails, so the
@@ -206,6 +196,26 @@ class ChunkWorker:
         self._write_behind(_Write(outcomes, token, requests, finishing=True))
         return len(claimed)
 
+    def _claim(self, image_ids: list[int], token: str) -> list[ClaimedImage]:
+        """The claim is one statement; marking a pending request is another, which the next claim redoes if lost.
+        Repeated after a dropped connection, a claim that did commit finds its images taken and returns none:
+        nobody renews those leases, so they lapse and come back."""
+        with session_scope(autocommit=True) as session:
+            claimed = claim_images(
+                session,
+                image_ids,
+                token=token,
+                lease_seconds=self.settings.lease_seconds,
+                max_attempts=self.settings.max_attempts,
+            )
+            for request_id in {c.request_id for c in claimed if c.request_pending}:
+                mark_processing(session, request_id)
+        return claimed
+
+    def _record(self, write: _Write) -> None:
+        with session_scope() as session:
+            record_results(session, write.outcomes, token=write.token, request_ids=write.requests)
+
     def drain(self) -> None:
         """Wait for the write in flight, if any."""
         if self._writing is not None:
@@ -222,8 +232,7 @@ class ChunkWorker:
     def _write(self, write: _Write) -> None:
         try:
             try:
-                with session_scope() as session:
-                    record_results(session, write.outcomes, token=write.token, request_ids=write.requests)
+                once_more_if_disconnected(lambda: self._record(write))
             finally:
                 if write.finishing:  # the chunk's images are all recorded now, or left to lapse
                     self.heartbeat.release(write.token)
