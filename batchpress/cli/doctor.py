@@ -14,12 +14,11 @@ from pathlib import Path
 import typer
 from pydantic import ValidationError
 
+from batchpress.cli.dependencies import broker_not_ready, database_problem
 from batchpress.cli.startup import (
     StartupError,
-    broker_not_ready,
     check_broker_transport,
     check_database_url,
-    database_problem,
     first_line,
     mask_url,
     settings_problems,

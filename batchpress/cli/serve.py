@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 
-from batchpress.cli import startup
+from batchpress.cli import dependencies, startup
 from batchpress.cli.api_processes import ApiProcesses, check_port_free, run_server
 from batchpress.cli.backoff import Restarts
 from batchpress.config import Settings
@@ -123,7 +123,7 @@ def migrate_database(settings: Settings) -> None:
     from sqlalchemy.exc import OperationalError
 
     startup.check_database_url(settings)
-    startup.wait_for_database(settings)
+    dependencies.wait_for_database(settings)
     try:
         startup.check_schema(settings, will_migrate=True)
         upgrade(settings)
@@ -152,7 +152,7 @@ def run_service(settings: Settings, *, with_worker: bool) -> None:
 
     check_port_free(settings.host, settings.port)
     migrate_database(settings)
-    if cause := startup.broker_not_ready(settings):
+    if cause := dependencies.broker_not_ready(settings):
         # Uploads are stored and enqueued by the sweeper once it answers; /readyz names it meanwhile.
         log.warning(
             "the broker at %s does not answer yet (%s); serving anyway", startup.shown_url(settings.broker_url), cause
@@ -199,9 +199,9 @@ def run_worker(settings: Settings, *, concurrency: int | None) -> None:
     # SIGTERM or Ctrl-C while waiting for the database or broker is an ordinary exit; Celery installs its own.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     signal.signal(signal.SIGINT, _exit_on_signal)
-    startup.wait_for_database(settings)
+    dependencies.wait_for_database(settings)
     startup.check_schema(settings, will_migrate=False)
-    startup.wait_for_broker(settings)
+    dependencies.wait_for_broker(settings)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
