@@ -147,7 +147,7 @@ def lease_census(session: Session) -> LeaseCensus:
     """Two index probes on (state, lease_until): cheap enough to run every few seconds on every worker.
 
     The state is written into the SQL, not bound: once psycopg prepares the statement, PostgreSQL's generic plan
-    for a bound state read the whole table when no lease had lapsed (16 ms at 100,000 pending, against 0.1 ms)."""
+    for a bound state read the whole table when no lease had lapsed (docs/reliability.md)."""
     now = utcnow()
     processing = Image.state == literal_column(f"'{ImageState.PROCESSING.value}'")
     live = exists().where(processing, Image.lease_until >= now)
