@@ -192,3 +192,38 @@ def test_upload_while_broker_is_down_is_kept_and_processed_later(
     finally:
         cluster.stop()
         redis.stop()
+
+
+def test_redeliver_while_the_broker_is_down_is_accepted_and_sent_later(
+    cluster: Cluster, image_server: ImageServer, tmp_path: Path
+) -> None:
+    """The redelivery is stored before it is enqueued: with the broker down the API still answers 202, and the
+    sweeper sends the event once the broker is back."""
+    secret = new_secret()
+    receiver = Receiver(secret)
+    redis = RedisServer(tmp_path / "redis").start()
+    try:
+        cluster.env |= {"BATCHPRESS_BROKER_URL": redis.url, "BATCHPRESS_WEBHOOK_SECRET": secret}
+        api = cluster.add_api()
+        cluster.add_worker()
+        url = image_server.add("/redeliver/a.jpg", make_image("jpeg", 5, (320, 240)))
+        answer = httpx.post(
+            f"{api.base_url}/api/upload/",
+            files={"file": ("p.csv", f"S. No.,Product Name,Input Image Urls\n1,Item,{url}\n".encode(), "text/csv")},
+            data={"webhook_url": receiver.url("/again")},
+            timeout=30,
+        )
+        request_id = answer.json()["request_id"]
+        assert api.wait_until(request_id, timeout=60)["status"] == "completed"
+        receiver.wait_for("/again", 1)
+        redis.shutdown_nosave()
+        response = httpx.post(f"{api.base_url}/api/requests/{request_id}/webhook/redeliver/", timeout=60)
+        assert response.status_code == 202, response.text
+        redis.start()
+        deliveries = receiver.wait_for("/again", 2)
+        assert deliveries[1].verified
+        assert deliveries[1].headers["webhook-id"] == deliveries[0].headers["webhook-id"]
+    finally:
+        cluster.stop()
+        redis.stop()
+        receiver.close()

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import logging
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
@@ -9,14 +8,13 @@ from batchpress.api.auth import KeyId
 from batchpress.api.errors import ApiError
 from batchpress.api.schemas import UploadAccepted, error_responses
 from batchpress.config import get_settings
-from batchpress.db.engine import session_scope
+from batchpress.db.unit_of_work import unit_of_work
 from batchpress.ingest.csv_reader import CsvRejected, iter_products, url_problem
 from batchpress.ingest.spool import RowSpool
 from batchpress.ingest.store import RequestOptions, store_request
 from batchpress.processing.compress import output_formats
 from batchpress.processing.tasks import enqueue_request
 
-log = logging.getLogger(__name__)
 router = APIRouter()
 
 
@@ -52,20 +50,17 @@ def upload_csv(
     webhook = (webhook_url or "").strip() or settings.webhook_url or None
     if webhook and (problem := url_problem(webhook)):
         raise ApiError(400, "invalid_webhook_url", f"webhook_url: {problem}", [{"field": "webhook_url"}])
-    with _validated(file) as spool, session_scope() as session:
+    # Stored and pending whatever the broker says: the sweeper enqueues it once the broker answers again.
+    with _validated(file) as spool, unit_of_work() as work:
         request_id = store_request(
-            session,
+            work.session,
             spool.chunks(),
             requeue_after_seconds=settings.lease_seconds,
             webhook_url=webhook,
             api_key_id=key_id,
             options=options,
         )
-    try:
-        enqueue_request(request_id)
-    except Exception:
-        # Stored and pending: the sweeper enqueues it once the broker answers again.
-        log.warning("could not enqueue request %s; the sweeper will retry", request_id, exc_info=True)
+        work.publish(f"request {request_id}", lambda: enqueue_request(request_id))
     return UploadAccepted(request_id=request_id)
 
 

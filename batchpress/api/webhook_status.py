@@ -13,7 +13,7 @@ from batchpress.api.auth import KeyId, owned_request
 from batchpress.api.errors import ApiError
 from batchpress.api.schemas import EXAMPLE_ID, WebhookAttemptOut, WebhookOut, error_responses
 from batchpress.db.base import as_utc
-from batchpress.db.engine import session_scope
+from batchpress.db.unit_of_work import unit_of_work
 from batchpress.models import ProcessingRequest, RequestStatus, WebhookAttempt, WebhookEvent, WebhookState
 from batchpress.webhooks.delivery import reopen
 
@@ -87,7 +87,8 @@ class RedeliveryAccepted(BaseModel):
 def redeliver(request_id: str, key_id: KeyId) -> RedeliveryAccepted:
     from batchpress.webhooks.tasks import enqueue_delivery
 
-    with session_scope() as session:
+    with unit_of_work() as work:
+        session = work.session
         request = owned_request(session, request_id, key_id)
         rid = request.id
         event = session.scalar(select(WebhookEvent).where(WebhookEvent.request_id == rid))
@@ -102,5 +103,6 @@ def redeliver(request_id: str, key_id: KeyId) -> RedeliveryAccepted:
             raise ApiError(409, "no_webhook_event", f"nothing to redeliver for request {rid}: {reason}")
         reopen(session, event)
         event_id = event.id
-    enqueue_delivery(event_id)
+        # With the broker down the event waits, due, for the sweeper: the redelivery is accepted all the same.
+        work.publish(f"webhook {event_id}", lambda: enqueue_delivery(event_id))
     return RedeliveryAccepted(request_id=rid, event_id=event_id, state=WebhookState.PENDING.value)

@@ -7,6 +7,7 @@ with guarded UPDATEs, so running any step twice, or on a message delivered twice
 from __future__ import annotations
 
 import contextvars
+import functools
 import itertools
 import logging
 import math
@@ -22,6 +23,7 @@ from sqlalchemy import exists, select
 
 from batchpress.config import Settings, get_settings
 from batchpress.db.engine import once_more_if_disconnected, session_scope
+from batchpress.db.unit_of_work import unit_of_work
 from batchpress.models import Image, ImageState, ProcessingRequest, RequestStatus
 from batchpress.processing.compress import ImageRejected, compress_image
 from batchpress.processing.download import Downloaded, DownloadFailed, download
@@ -126,16 +128,13 @@ def finish(request_id: uuid.UUID) -> str | None:
         # each caller has committed its own results: the last to commit also reads last and sees none open.
         if session.scalar(select(exists().where(Image.request_id == request_id, Image.state.in_(OPEN_STATES)))):
             return None
-    with session_scope() as session:
-        status = finish_request(session, request_id)
-        event_id = create_event(session, get_settings(), request_id, status) if status else None
-    if status is not None:
-        log.info("request %s finished: %s", request_id, status)
-    if event_id is not None:
-        try:
-            enqueue_delivery(event_id)
-        except Exception:
-            log.warning("could not enqueue webhook %s; the sweeper will", event_id, exc_info=True)
+    with unit_of_work() as work:
+        status = finish_request(work.session, request_id)
+        event_id = create_event(work.session, get_settings(), request_id, status) if status else None
+        if event_id is not None:
+            work.publish(f"webhook {event_id}", functools.partial(enqueue_delivery, event_id))
+        if status is not None:
+            log.info("request %s finished: %s", request_id, status)
     return status
 
 
@@ -363,22 +362,24 @@ def sweep(
 ) -> SweepReport:
     """One pass of the sweeper; without a ``Sweeper`` to remember the last pass, pending images are looked at
     whenever no lease is live or one has lapsed."""
-    with session_scope() as session:
-        census = lease_census(session)
+    with unit_of_work() as work:
+        census = lease_census(work.session)
         pending = sweeper.take_pending(census) if sweeper else census.lapsed or not census.live
-        exhausted = give_up_exhausted(session, max_attempts=settings.max_attempts, pending=pending)
+        exhausted = give_up_exhausted(work.session, max_attempts=settings.max_attempts, pending=pending)
         requeued = requeue_expired(
-            session, lease_seconds=settings.lease_seconds, max_attempts=settings.max_attempts, pending=pending
+            work.session, lease_seconds=settings.lease_seconds, max_attempts=settings.max_attempts, pending=pending
         )
-    by_request: dict[uuid.UUID, list[int]] = {}
-    for image in requeued:
-        if image.worker_lost:
-            enqueue(image.request_id, [image.image_id])
-        else:
-            by_request.setdefault(image.request_id, []).append(image.image_id)
-    for request_id, ids in by_request.items():
-        for chunk in chunks(ids):
-            enqueue(request_id, chunk)
+        by_request: dict[uuid.UUID, list[int]] = {}
+        for image in requeued:
+            if image.worker_lost:
+                work.publish(f"image {image.image_id}", functools.partial(enqueue, image.request_id, [image.image_id]))
+            else:
+                by_request.setdefault(image.request_id, []).append(image.image_id)
+        for request_id, ids in by_request.items():
+            for chunk in chunks(ids):
+                work.publish(
+                    f"{len(chunk)} images of request {request_id}", functools.partial(enqueue, request_id, chunk)
+                )
     with session_scope(read_only=True) as session:
         open_requests = set(
             session.scalars(
@@ -394,8 +395,8 @@ def sweep(
     for request_id in open_requests | exhausted:
         if finish(request_id) is not None:
             finished += 1
-    with session_scope(read_only=True) as session:
-        events = due_events(session)
-    for event_id in events:
-        enqueue_event(event_id)
+    with unit_of_work(session_scope(read_only=True)) as work:
+        events = due_events(work.session)
+        for event_id in events:
+            work.publish(f"webhook {event_id}", functools.partial(enqueue_event, event_id))
     return SweepReport(requeued=len(requeued), gave_up=len(exhausted), finished=finished, webhooks=len(events))
