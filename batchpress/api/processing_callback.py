@@ -21,10 +21,12 @@ from batchpress.api.schemas import EXAMPLE_ID, error_responses
 from batchpress.config import get_settings
 from batchpress.db.engine import session_scope
 from batchpress.ingest.csv_reader import url_problem
+from batchpress.lifecycle.finish import finish
+from batchpress.lifecycle.transitions import mark_processing
 from batchpress.models import Image, ProcessingRequest, Product
-from batchpress.processing.pipeline import finish
-from batchpress.processing.results import Compressed, Failed, Outcome, mark_processing, record_result
+from batchpress.processing.results import Compressed, Failed, Outcome, record_result
 from batchpress.webhooks.signing import InvalidSignature, verify
+from batchpress.webhooks.tasks import enqueue_delivery
 
 router = APIRouter()
 
@@ -182,5 +184,6 @@ def processing_callback(body: Annotated[bytes, Depends(verified_body)]) -> Callb
         recorded = record_result(session, image_id, callback.outcome, token=None)
         if recorded:
             mark_processing(session, callback.request_id)
-    status = finish(callback.request_id) or _request_status(callback.request_id)
+    finished = finish(callback.request_id, settings=get_settings(), enqueue_event=enqueue_delivery)
+    status = finished or _request_status(callback.request_id)
     return CallbackRecorded(recorded=recorded, image_id=image_id, request_status=status)

@@ -16,6 +16,7 @@ from batchpress.db.base import as_utc
 from batchpress.db.unit_of_work import unit_of_work
 from batchpress.models import ProcessingRequest, RequestStatus, WebhookAttempt, WebhookEvent, WebhookState
 from batchpress.webhooks.delivery import reopen
+from batchpress.webhooks.tasks import enqueue_delivery
 
 router = APIRouter()
 LOG_LIMIT = 50
@@ -85,8 +86,6 @@ class RedeliveryAccepted(BaseModel):
     responses=error_responses(401, 404, 409, e409="the request has not finished, or has no webhook"),
 )
 def redeliver(request_id: str, key_id: KeyId) -> RedeliveryAccepted:
-    from batchpress.webhooks.tasks import enqueue_delivery
-
     with unit_of_work() as work:
         session = work.session
         request = owned_request(session, request_id, key_id)

@@ -1,59 +1,38 @@
-"""The work behind a request, as plain functions: fan a request out, compress a chunk of images, sweep.
+"""Compressing a chunk of images: claim, download, compress, store, record, then try to finish their requests.
 
-Tasks in ``tasks.py`` are thin wrappers over these. Every step re-reads state from the database and changes it
-with guarded UPDATEs, so running any step twice, or on a message delivered twice, changes nothing.
+The task in ``tasks.py`` is a thin wrapper over ``ChunkWorker.run``. Every step re-reads state from the database and
+changes it with guarded UPDATEs, so running it twice, or on a message delivered twice, changes nothing. Starting,
+finishing and sweeping requests live in ``batchpress/lifecycle``.
 """
 
 from __future__ import annotations
 
 import contextvars
-import functools
 import itertools
 import logging
 import math
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 import httpx
-from sqlalchemy import exists, select
 
-from batchpress.config import Settings, get_settings
+from batchpress.config import Settings
 from batchpress.db.engine import once_more_if_disconnected, session_scope
-from batchpress.db.unit_of_work import unit_of_work
-from batchpress.models import Image, ImageState, ProcessingRequest, RequestStatus
+from batchpress.lifecycle.finish import EnqueueEvent, finish
+from batchpress.lifecycle.transitions import mark_processing
 from batchpress.processing.compress import ImageRejected, compress_image
 from batchpress.processing.download import Downloaded, DownloadFailed, download
 from batchpress.processing.heartbeat import LeaseHeartbeat
-from batchpress.processing.leases import (
-    OPEN_STATES,
-    ClaimedImage,
-    LeaseCensus,
-    claim_images,
-    give_up_exhausted,
-    lease_census,
-    new_token,
-    renew_leases,
-    requeue_expired,
-)
-from batchpress.processing.results import (
-    Compressed,
-    Failed,
-    Outcome,
-    finish_request,
-    mark_processing,
-    record_results,
-)
+from batchpress.processing.leases import ClaimedImage, claim_images, new_token, renew_leases
+from batchpress.processing.results import Compressed, Failed, Outcome, record_results
 from batchpress.storage import ImageStorage
-from batchpress.webhooks.delivery import due_events
-from batchpress.webhooks.events import create_event
 
 log = logging.getLogger(__name__)
 
-MAX_IMAGES_PER_TASK = 32
 # Downloads run ahead of the compressor, so the CPU rarely waits on the network: once fewer than
 # DOWNLOAD_REFILL_AT images are queued (the one about to be compressed included), enough are added to make
 # DOWNLOAD_AHEAD, so 3 to 7 are fetched or held while an image compresses. Queued in bursts, not one per image
@@ -71,78 +50,14 @@ FIRST_DOWNLOAD_ALONE_SECONDS = 0.05
 RECORD_EVERY_SECONDS = 0.5
 CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", "avif": "image/avif"}
 
-Enqueue = Callable[[uuid.UUID, list[int]], None]
-EnqueueEvent = Callable[[str], None]
-
-
-def chunk_size(total_images: int) -> int:
-    """Enough tasks to spread a small batch over every worker, few enough that the queue is never the bottleneck."""
-    return max(1, min(MAX_IMAGES_PER_TASK, math.ceil(total_images / 16)))
-
-
-def chunks(ids: list[int]) -> Iterator[list[int]]:
-    """Full chunks, then the last two chunks' worth in quarter-size ones: the batch then ends with every process
-    finishing small chunks together, not one of them working through a full chunk while the others wait."""
-    size = chunk_size(len(ids))
-    tail = max(0, len(ids) - 2 * size)
-    for start in range(0, tail, size):
-        yield ids[start : min(start + size, tail)]
-    small = max(1, size // 4)
-    for start in range(tail, len(ids), small):
-        yield ids[start : start + small]
-
-
-def fan_out(request_id: uuid.UUID, enqueue: Enqueue) -> list[int]:
-    """The seed's ``process_images``: find the request's pending images and enqueue them in chunks.
-
-    The first chunk is returned instead of enqueued, for the caller to work on at once: the first images of a batch
-    then start without a second trip through the queue.
-    """
-    with session_scope() as session:
-        status = session.scalar(select(ProcessingRequest.status).where(ProcessingRequest.id == request_id))
-        if status is None or status not in RequestStatus.open_states():
-            return []
-        mark_processing(session, request_id)
-        ids = list(
-            session.scalars(
-                select(Image.id)
-                .where(Image.request_id == request_id, Image.state == ImageState.PENDING.value)
-                .order_by(Image.id)
-            )
-        )
-    batches = list(chunks(ids))
-    for chunk in batches[1:]:
-        enqueue(request_id, chunk)
-    if not ids:
-        finish(request_id)
-    return batches[0] if batches else []
-
-
-def finish(request_id: uuid.UUID) -> str | None:
-    """Try the terminal move in a transaction of its own. The one caller that makes it also creates the
-    webhook event in that transaction, logs, and enqueues the delivery after the commit."""
-    from batchpress.webhooks.tasks import enqueue_delivery
-
-    with session_scope(read_only=True, autocommit=True) as session:
-        # Every chunk's end asks; a read answers most of them without queueing for SQLite's write lock. Safe, as
-        # each caller has committed its own results: the last to commit also reads last and sees none open.
-        if session.scalar(select(exists().where(Image.request_id == request_id, Image.state.in_(OPEN_STATES)))):
-            return None
-    with unit_of_work() as work:
-        status = finish_request(work.session, request_id)
-        event_id = create_event(work.session, get_settings(), request_id, status) if status else None
-        if event_id is not None:
-            work.publish(f"webhook {event_id}", functools.partial(enqueue_delivery, event_id))
-        if status is not None:
-            log.info("request %s finished: %s", request_id, status)
-    return status
-
 
 @dataclass
 class ChunkWorker:
     settings: Settings
     storage: ImageStorage
     client: httpx.Client
+    # Publishes a finished request's webhook event (webhooks/tasks.py in the worker).
+    enqueue_event: EnqueueEvent
     # Kept across chunks: a pool per chunk started four threads for every task.
     downloads: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=DOWNLOAD_THREADS, thread_name_prefix="download")
@@ -236,7 +151,7 @@ class ChunkWorker:
                 if write.finishing:  # the chunk's images are all recorded now, or left to lapse
                     self.heartbeat.release(write.token)
             for request_id in write.requests if write.finishing else ():
-                finish(request_id)
+                finish(request_id, settings=self.settings, enqueue_event=self.enqueue_event)
         except Exception:
             # Nothing else can report it: the task has moved on. The images stay leased, and come back once the
             # lease lapses; the next claim meets the same database and fails its task if it is still down.
@@ -322,81 +237,3 @@ class Fetched:
 
 def elapsed_ms(started: float) -> int:
     return round((time.monotonic() - started) * 1000)
-
-
-@dataclass(frozen=True, slots=True)
-class SweepReport:
-    requeued: int
-    gave_up: int
-    finished: int
-    webhooks: int
-
-
-class Sweeper:
-    """Brings back work a dead worker or a lost message dropped, finishes requests nobody finished, and sends
-    webhook attempts that are due. One per worker process, run every few seconds: a steady-state pass is a few
-    index probes.
-
-    Pending images are looked at only when a lease has lapsed (the dead worker's reserved messages went with it)
-    or when no lease was live at this pass and the one before: a single idle pass may fall in the few milliseconds
-    between two chunks of a busy worker, with the queue still holding the images' messages.
-    """
-
-    def __init__(self, settings: Settings, enqueue: Enqueue, enqueue_event: EnqueueEvent) -> None:
-        self.settings = settings
-        self.enqueue = enqueue
-        self.enqueue_event = enqueue_event
-        self._idle_before = False
-
-    def sweep(self) -> SweepReport:
-        return sweep(self.settings, self.enqueue, self.enqueue_event, sweeper=self)
-
-    def take_pending(self, census: LeaseCensus) -> bool:
-        idle_twice = not census.live and self._idle_before
-        self._idle_before = not census.live
-        return census.lapsed or idle_twice
-
-
-def sweep(
-    settings: Settings, enqueue: Enqueue, enqueue_event: EnqueueEvent, *, sweeper: Sweeper | None = None
-) -> SweepReport:
-    """One pass of the sweeper; without a ``Sweeper`` to remember the last pass, pending images are looked at
-    whenever no lease is live or one has lapsed."""
-    with unit_of_work() as work:
-        census = lease_census(work.session)
-        pending = sweeper.take_pending(census) if sweeper else census.lapsed or not census.live
-        exhausted = give_up_exhausted(work.session, max_attempts=settings.max_attempts, pending=pending)
-        requeued = requeue_expired(
-            work.session, lease_seconds=settings.lease_seconds, max_attempts=settings.max_attempts, pending=pending
-        )
-        by_request: dict[uuid.UUID, list[int]] = {}
-        for image in requeued:
-            if image.worker_lost:
-                work.publish(f"image {image.image_id}", functools.partial(enqueue, image.request_id, [image.image_id]))
-            else:
-                by_request.setdefault(image.request_id, []).append(image.image_id)
-        for request_id, ids in by_request.items():
-            for chunk in chunks(ids):
-                work.publish(
-                    f"{len(chunk)} images of request {request_id}", functools.partial(enqueue, request_id, chunk)
-                )
-    with session_scope(read_only=True) as session:
-        open_requests = set(
-            session.scalars(
-                select(ProcessingRequest.id).where(
-                    ProcessingRequest.status.in_(RequestStatus.open_states()),
-                    ~select(Image.id)
-                    .where(Image.request_id == ProcessingRequest.id, Image.state.in_(OPEN_STATES))
-                    .exists(),
-                )
-            )
-        )
-    finished = 0
-    for request_id in open_requests | exhausted:
-        if finish(request_id) is not None:
-            finished += 1
-    with unit_of_work(session_scope(read_only=True)) as work:
-        events = due_events(work.session)
-        for event_id in events:
-            work.publish(f"webhook {event_id}", functools.partial(enqueue_event, event_id))
-    return SweepReport(requeued=len(requeued), gave_up=len(exhausted), finished=finished, webhooks=len(events))

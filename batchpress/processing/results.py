@@ -1,9 +1,7 @@
-"""Recording what happened to an image, and the one terminal move of its request.
-
-``record_results`` is the single way results enter the database, whoever produced it. ``finish_request`` must
-run in a transaction of its own *after* the result is committed: if two workers recorded their last images and
-checked for completion in the same transactions, each would still see the other's image open and neither would
-finish the request.
+"""Recording what happened to an image: ``record_results`` is the single way results enter the database,
+whoever produced them. The request's terminal move (lifecycle/transitions.py ``finish_request``) must run in a
+transaction of its own *after* the result is committed: if two workers recorded their last images and checked for
+completion in the same transactions, each would still see the other's image open and neither would finish it.
 """
 
 from __future__ import annotations
@@ -13,15 +11,14 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import groupby
 from typing import cast
 
-from sqlalchemy import ColumnElement, Table, Update, bindparam, case, exists, literal, select, update
+from sqlalchemy import Table, Update, bindparam, literal, select, update
 from sqlalchemy.orm import Session
 
 from batchpress.db.base import utcnow
 from batchpress.db.revisions import bump_revision
-from batchpress.models import Image, ImageState, ProcessingRequest, Product, RequestStatus
+from batchpress.models import Image, ImageState
 from batchpress.processing.leases import OPEN_STATES
 
 MAX_ERROR_CHARS = 300
@@ -123,55 +120,3 @@ def _params(image_id: int, outcome: Outcome, now: dt.datetime, token: str | None
 def record_result(session: Session, image_id: int, outcome: Outcome, *, token: str | None = None) -> bool:
     """One image's outcome (see ``record_results``); False when it was already final or another worker owns it."""
     return record_results(session, [(image_id, outcome)], token=token) == 1
-
-
-def mark_processing(session: Session, request_id: uuid.UUID) -> None:
-    session.execute(
-        update(ProcessingRequest)
-        .where(ProcessingRequest.id == request_id, ProcessingRequest.status == RequestStatus.PENDING.value)
-        .values(status=RequestStatus.PROCESSING.value, updated_at=utcnow(), revision=ProcessingRequest.revision + 1)
-    )
-
-
-def finish_request(session: Session, request_id: uuid.UUID) -> str | None:
-    """Move the request to its terminal status if no image is open; returns the status only to the one caller
-    whose UPDATE made the move, so whatever follows completion happens exactly once."""
-    now = utcnow()
-
-    def none_in(state: ImageState) -> ColumnElement[bool]:
-        return ~exists().where(Image.request_id == request_id, Image.state == state.value)
-
-    new_status = case(
-        (none_in(ImageState.FAILED), RequestStatus.COMPLETED.value),
-        (none_in(ImageState.DONE), RequestStatus.FAILED.value),
-        else_=RequestStatus.COMPLETED_WITH_ERRORS.value,
-    )
-    row = session.execute(
-        update(ProcessingRequest)
-        .where(
-            ProcessingRequest.id == request_id,
-            ProcessingRequest.status.in_(RequestStatus.open_states()),
-            ~exists().where(Image.request_id == request_id, Image.state.in_(OPEN_STATES)),
-        )
-        .values(status=new_status, updated_at=now, finished_at=now, revision=ProcessingRequest.revision + 1)
-        .returning(ProcessingRequest.status)
-    ).first()
-    if row is None:
-        return None
-    _fill_output_urls(session, request_id)
-    return str(row.status)
-
-
-def _fill_output_urls(session: Session, request_id: uuid.UUID) -> None:
-    """Write the seed's comma-separated ``output_image_urls``, an empty slot where an image failed."""
-    rows = session.execute(
-        select(Image.product_id, Image.output_url)
-        .where(Image.request_id == request_id)
-        .order_by(Image.product_id, Image.position)
-    ).all()
-    updates = [
-        {"id": product_id, "output_image_urls": ",".join(r.output_url or "" for r in group)}
-        for product_id, group in groupby(rows, key=lambda r: r.product_id)
-    ]
-    if updates:
-        session.execute(update(Product), updates)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from functools import lru_cache
 
 from batchpress.config import get_settings
+from batchpress.lifecycle.finish import finish
+from batchpress.lifecycle.start import fan_out
 from batchpress.logs import request_id_var
 from batchpress.processing.download import make_client
-from batchpress.processing.pipeline import ChunkWorker, fan_out
+from batchpress.processing.pipeline import ChunkWorker
 from batchpress.storage import get_storage
+from batchpress.webhooks.tasks import enqueue_delivery
 from batchpress.worker.celery_app import celery_app
 
 
@@ -17,7 +21,9 @@ from batchpress.worker.celery_app import celery_app
 def chunk_worker() -> ChunkWorker:
     """One per worker process, so HTTP connections to image hosts are reused across tasks."""
     settings = get_settings()
-    return ChunkWorker(settings=settings, storage=get_storage(), client=make_client(settings))
+    return ChunkWorker(
+        settings=settings, storage=get_storage(), client=make_client(settings), enqueue_event=enqueue_delivery
+    )
 
 
 def drain_writes() -> None:
@@ -50,7 +56,12 @@ def prepare_enqueue() -> None:
 def process_images(request_id: str) -> int:
     token = request_id_var.set(request_id)  # worker log lines name the request they work for
     try:
-        first_chunk = fan_out(uuid.UUID(request_id), enqueue_chunk)
+        settings = get_settings()
+        first_chunk = fan_out(
+            uuid.UUID(request_id),
+            enqueue_chunk,
+            functools.partial(finish, settings=settings, enqueue_event=enqueue_delivery),
+        )
         return chunk_worker().run(first_chunk) if first_chunk else 0
     finally:
         request_id_var.reset(token)

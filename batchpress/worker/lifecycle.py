@@ -13,7 +13,7 @@ from celery.signals import worker_process_init, worker_process_shutdown, worker_
 
 from batchpress.config import get_settings
 from batchpress.db.engine import reset_engine
-from batchpress.processing.pipeline import Sweeper
+from batchpress.lifecycle.sweep import Sweeper
 from batchpress.processing.tasks import drain_writes, enqueue_chunk
 from batchpress.webhooks.tasks import enqueue_delivery
 from batchpress.worker.parent_death import die_with_parent

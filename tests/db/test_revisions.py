@@ -17,9 +17,10 @@ from batchpress.api.status import _owned_revision as status_revision
 from batchpress.config import Settings, get_settings
 from batchpress.db.engine import reset_engine
 from batchpress.db.revisions import WouldWait, read_revision
+from batchpress.lifecycle.transitions import finish_request, mark_processing
 from batchpress.models import Image, WebhookEvent
 from batchpress.processing.leases import claim_images, give_up_exhausted, new_token, renew_leases, requeue_expired
-from batchpress.processing.results import Compressed, Failed, finish_request, mark_processing, record_results
+from batchpress.processing.results import Compressed, Failed, record_results
 from batchpress.webhooks.delivery import reopen
 from batchpress.webhooks.events import create_event
 from tests.db.conftest import new_request, revision

@@ -1,0 +1,97 @@
+"""The sweeper: every few seconds, in every worker, it brings back work a dead worker or a lost message dropped,
+finishes requests nobody finished, and sends webhook attempts that are due."""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from batchpress.config import Settings
+from batchpress.db.engine import session_scope
+from batchpress.db.unit_of_work import unit_of_work
+from batchpress.lifecycle.finish import EnqueueEvent, finish
+from batchpress.lifecycle.start import Enqueue, chunks
+from batchpress.models import Image, ProcessingRequest, RequestStatus
+from batchpress.processing.leases import OPEN_STATES, LeaseCensus, give_up_exhausted, lease_census, requeue_expired
+from batchpress.webhooks.delivery import due_events
+
+
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    requeued: int
+    gave_up: int
+    finished: int
+    webhooks: int
+
+
+class Sweeper:
+    """Brings back work a dead worker or a lost message dropped, finishes requests nobody finished, and sends
+    webhook attempts that are due. One per worker process, run every few seconds: a steady-state pass is a few
+    index probes.
+
+    Pending images are looked at only when a lease has lapsed (the dead worker's reserved messages went with it)
+    or when no lease was live at this pass and the one before: a single idle pass may fall in the few milliseconds
+    between two chunks of a busy worker, with the queue still holding the images' messages.
+    """
+
+    def __init__(self, settings: Settings, enqueue: Enqueue, enqueue_event: EnqueueEvent) -> None:
+        self.settings = settings
+        self.enqueue = enqueue
+        self.enqueue_event = enqueue_event
+        self._idle_before = False
+
+    def sweep(self) -> SweepReport:
+        return sweep(self.settings, self.enqueue, self.enqueue_event, sweeper=self)
+
+    def take_pending(self, census: LeaseCensus) -> bool:
+        idle_twice = not census.live and self._idle_before
+        self._idle_before = not census.live
+        return census.lapsed or idle_twice
+
+
+def sweep(
+    settings: Settings, enqueue: Enqueue, enqueue_event: EnqueueEvent, *, sweeper: Sweeper | None = None
+) -> SweepReport:
+    """One pass of the sweeper; without a ``Sweeper`` to remember the last pass, pending images are looked at
+    whenever no lease is live or one has lapsed."""
+    with unit_of_work() as work:
+        census = lease_census(work.session)
+        pending = sweeper.take_pending(census) if sweeper else census.lapsed or not census.live
+        exhausted = give_up_exhausted(work.session, max_attempts=settings.max_attempts, pending=pending)
+        requeued = requeue_expired(
+            work.session, lease_seconds=settings.lease_seconds, max_attempts=settings.max_attempts, pending=pending
+        )
+        by_request: dict[uuid.UUID, list[int]] = {}
+        for image in requeued:
+            if image.worker_lost:
+                work.publish(f"image {image.image_id}", functools.partial(enqueue, image.request_id, [image.image_id]))
+            else:
+                by_request.setdefault(image.request_id, []).append(image.image_id)
+        for request_id, ids in by_request.items():
+            for chunk in chunks(ids):
+                work.publish(
+                    f"{len(chunk)} images of request {request_id}", functools.partial(enqueue, request_id, chunk)
+                )
+    with session_scope(read_only=True) as session:
+        open_requests = set(
+            session.scalars(
+                select(ProcessingRequest.id).where(
+                    ProcessingRequest.status.in_(RequestStatus.open_states()),
+                    ~select(Image.id)
+                    .where(Image.request_id == ProcessingRequest.id, Image.state.in_(OPEN_STATES))
+                    .exists(),
+                )
+            )
+        )
+    finished = 0
+    for request_id in open_requests | exhausted:
+        if finish(request_id, settings=settings, enqueue_event=enqueue_event) is not None:
+            finished += 1
+    with unit_of_work(session_scope(read_only=True)) as work:
+        events = due_events(work.session)
+        for event_id in events:
+            work.publish(f"webhook {event_id}", functools.partial(enqueue_event, event_id))
+    return SweepReport(requeued=len(requeued), gave_up=len(exhausted), finished=finished, webhooks=len(events))
