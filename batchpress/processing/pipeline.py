@@ -7,15 +7,10 @@ finishing and sweeping requests live in ``batchpress/lifecycle``.
 
 from __future__ import annotations
 
-import contextvars
-import itertools
 import logging
-import math
 import time
 import uuid
-from collections import deque
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import httpx
@@ -26,54 +21,36 @@ from batchpress.lifecycle.finish import EnqueueEvent, finish
 from batchpress.lifecycle.transitions import mark_processing
 from batchpress.processing.compress import ImageRejected, compress_image
 from batchpress.processing.download import Downloaded, DownloadFailed, download
+from batchpress.processing.download_window import DownloadWindow
 from batchpress.processing.heartbeat import LeaseHeartbeat
 from batchpress.processing.leases import ClaimedImage, claim_images, new_token, renew_leases
 from batchpress.processing.results import Compressed, Failed, Outcome, record_results
+from batchpress.processing.write_behind import WriteBehind
 from batchpress.storage import ImageStorage
 
 log = logging.getLogger(__name__)
 
-# Downloads run ahead of the compressor, so the CPU rarely waits on the network: once fewer than
-# DOWNLOAD_REFILL_AT images are queued (the one about to be compressed included), enough are added to make
-# DOWNLOAD_AHEAD, so 3 to 7 are fetched or held while an image compresses. Queued in bursts, not one per image
-# compressed: with both cores compressing, a download started on its own cost ~1.9 ms of CPU, and eight started
-# together ~1.2 ms each (warm caches, fewer thread wake-ups).
-DOWNLOAD_THREADS = 4
-DOWNLOAD_REFILL_AT = 4
-DOWNLOAD_AHEAD = 8
-# A chunk's first download runs alone for up to this long before the others start: nothing is compressing yet, so
-# the core waits for that image only, and started beside three others it took 7-8 ms to arrive instead of 2-3 ms
-# (PostgreSQL + Redis, both cores busy). Bounded, so a slow origin does not hold the rest of the chunk back.
-FIRST_DOWNLOAD_ALONE_SECONDS = 0.05
-# Results are written in one transaction per this many seconds of work (and at the chunk's end), not one per
-# image: progress still moves twice a second per process, and a crash redoes at most this much work.
-RECORD_EVERY_SECONDS = 0.5
 CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", "avif": "image/avif"}
 
 
 @dataclass
 class ChunkWorker:
+    """One per pool process. It composes three named parts, each with its policy and its own tests: the lease
+    heartbeat, the download window and the write-behind recorder."""
+
     settings: Settings
     storage: ImageStorage
     client: httpx.Client
     # Publishes a finished request's webhook event (webhooks/tasks.py in the worker).
     enqueue_event: EnqueueEvent
-    # Kept across chunks: a pool per chunk started four threads for every task.
-    downloads: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(max_workers=DOWNLOAD_THREADS, thread_name_prefix="download")
-    )
-    # Results are written behind the compressor, one write at a time in order: a write is several round trips to
-    # the database (~5 ms on PostgreSQL with both cores busy), and the compressor used to wait through each one,
-    # and at every chunk's end through the last write and the request's finish as well.
-    recorder: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="record")
-    )
-    _writing: Future[None] | None = field(default=None, init=False)
-    _written: float = field(default=-math.inf, init=False)  # when the last write was queued (monotonic)
+    downloads: DownloadWindow[ClaimedImage, Fetched] = field(init=False)
+    recorder: WriteBehind[_Write] = field(init=False)
     heartbeat: LeaseHeartbeat = field(init=False)
 
     def __post_init__(self) -> None:
         self.heartbeat = LeaseHeartbeat(self._renew, self.settings.lease_seconds)
+        self.downloads = DownloadWindow(lambda image: self._download(image.input_url))
+        self.recorder = WriteBehind(self._write)
 
     def _renew(self, tokens: list[str]) -> None:
         with session_scope(autocommit=True) as session:
@@ -96,18 +73,15 @@ class ChunkWorker:
         requests = {c.request_id for c in claimed}
         outcomes: list[tuple[int, Outcome]] = []
         try:
-            for image, pending_download in self._downloads(claimed):
+            for image, pending_download in self.downloads.over(claimed):
                 outcomes.append((image.id, self._compress_and_store(image, pending_download)))
-                # Counted across chunks: a result after a pause (a new batch's first) is written at once, so
-                # progress shows early, and a chunk that starts right after another's last write does not write
-                # again at once.
-                if time.monotonic() - self._written >= RECORD_EVERY_SECONDS:
-                    self._write_behind(_Write(outcomes, token, requests))
+                if self.recorder.due():
+                    self.recorder.submit(_Write(outcomes, token, requests))
                     outcomes = []
         except BaseException:
             self.heartbeat.release(token)
             raise
-        self._write_behind(_Write(outcomes, token, requests, finishing=True))
+        self.recorder.submit(_Write(outcomes, token, requests, finishing=True))
         return len(claimed)
 
     def _claim(self, image_ids: list[int], token: str) -> list[ClaimedImage]:
@@ -131,17 +105,8 @@ class ChunkWorker:
             record_results(session, write.outcomes, token=write.token, request_ids=write.requests)
 
     def drain(self) -> None:
-        """Wait for the write in flight, if any."""
-        if self._writing is not None:
-            wait([self._writing])
-
-    def _write_behind(self, write: _Write) -> None:
-        """Queue a write after the one in flight (waiting for it first, so the compressor never runs more than one
-        write ahead)."""
-        self.drain()
-        context = contextvars.copy_context()  # log lines keep naming the request
-        self._writing = self.recorder.submit(context.run, self._write, write)
-        self._written = time.monotonic()
+        """Wait for the results write in flight, if any."""
+        self.recorder.drain()
 
     def _write(self, write: _Write) -> None:
         try:
@@ -156,21 +121,6 @@ class ChunkWorker:
             # Nothing else can report it: the task has moved on. The images stay leased, and come back once the
             # lease lapses; the next claim meets the same database and fails its task if it is still down.
             log.exception("writing %d results failed; the images will be handed out again", len(write.outcomes))
-
-    def _downloads(self, claimed: list[ClaimedImage]) -> Iterator[tuple[ClaimedImage, Future[Fetched]]]:
-        waiting = iter(claimed)
-        window: deque[tuple[ClaimedImage, Future[Fetched]]] = deque()
-        if (first := next(waiting, None)) is not None:
-            download = self.downloads.submit(self._download, first.input_url)
-            window.append((first, download))
-            wait([download], timeout=FIRST_DOWNLOAD_ALONE_SECONDS)
-        while True:
-            if len(window) < DOWNLOAD_REFILL_AT:
-                for image in itertools.islice(waiting, DOWNLOAD_AHEAD - len(window)):
-                    window.append((image, self.downloads.submit(self._download, image.input_url)))
-            if not window:
-                return
-            yield window.popleft()
 
     def _download(self, url: str) -> Fetched:
         started = time.monotonic()
