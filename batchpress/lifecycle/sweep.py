@@ -15,7 +15,14 @@ from batchpress.db.unit_of_work import unit_of_work
 from batchpress.lifecycle.finish import EnqueueEvent, finish
 from batchpress.lifecycle.start import Enqueue, chunks
 from batchpress.models import Image, ProcessingRequest, RequestStatus
-from batchpress.processing.leases import OPEN_STATES, LeaseCensus, give_up_exhausted, lease_census, requeue_expired
+from batchpress.processing.leases import (
+    OPEN_STATES,
+    LeaseCensus,
+    Requeued,
+    give_up_exhausted,
+    lease_census,
+    requeue_expired,
+)
 from batchpress.webhooks.delivery import due_events
 
 
@@ -57,25 +64,9 @@ def sweep(
 ) -> SweepReport:
     """One pass of the sweeper; without a ``Sweeper`` to remember the last pass, pending images are looked at
     whenever no lease is live or one has lapsed."""
-    with unit_of_work() as work:
-        census = lease_census(work.session)
-        pending = sweeper.take_pending(census) if sweeper else census.lapsed or not census.live
-        exhausted = give_up_exhausted(work.session, max_attempts=settings.max_attempts, pending=pending)
-        requeued = requeue_expired(
-            work.session, lease_seconds=settings.lease_seconds, max_attempts=settings.max_attempts, pending=pending
-        )
-        by_request: dict[uuid.UUID, list[int]] = {}
-        for image in requeued:
-            if image.worker_lost:
-                work.publish(f"image {image.image_id}", functools.partial(enqueue, image.request_id, [image.image_id]))
-            else:
-                by_request.setdefault(image.request_id, []).append(image.image_id)
-        for request_id, ids in by_request.items():
-            for chunk in chunks(ids):
-                work.publish(
-                    f"{len(chunk)} images of request {request_id}", functools.partial(enqueue, request_id, chunk)
-                )
     with session_scope(read_only=True) as session:
+        census = lease_census(session)
+        # Finishable whatever the write below does: it only reopens images of requests that have open ones.
         open_requests = set(
             session.scalars(
                 select(ProcessingRequest.id).where(
@@ -86,6 +77,28 @@ def sweep(
                 )
             )
         )
+    pending = sweeper.take_pending(census) if sweeper else census.lapsed or not census.live
+    exhausted: set[uuid.UUID] = set()
+    requeued: list[Requeued] = []
+    if census.lapsed or pending:  # else there is nothing to give up or hand back: no write, no SQLite write lock
+        with unit_of_work() as work:
+            exhausted = give_up_exhausted(work.session, max_attempts=settings.max_attempts, pending=pending)
+            requeued = requeue_expired(
+                work.session, lease_seconds=settings.lease_seconds, max_attempts=settings.max_attempts, pending=pending
+            )
+            by_request: dict[uuid.UUID, list[int]] = {}
+            for image in requeued:
+                if image.worker_lost:
+                    work.publish(
+                        f"image {image.image_id}", functools.partial(enqueue, image.request_id, [image.image_id])
+                    )
+                else:
+                    by_request.setdefault(image.request_id, []).append(image.image_id)
+            for request_id, ids in by_request.items():
+                for chunk in chunks(ids):
+                    work.publish(
+                        f"{len(chunk)} images of request {request_id}", functools.partial(enqueue, request_id, chunk)
+                    )
     finished = 0
     for request_id in open_requests | exhausted:
         if finish(request_id, settings=settings, enqueue_event=enqueue_event) is not None:
