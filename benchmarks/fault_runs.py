@@ -22,7 +22,7 @@ from batchpress.config import Settings
 from batchpress.models import Image
 from benchmarks.endtoend import PG_ADMIN, TERMINAL, embedded, scaled_out, upload
 from tests.support.cluster import Cluster, RedisServer
-from tests.support.servers import Service
+from tests.support.servers import Service, worker_main
 
 MACHINE_REDIS = "redis://127.0.0.1:6379/8"
 RABBITMQ = "amqp://guest:guest@127.0.0.1:5672//"
@@ -91,22 +91,10 @@ class Batch:
         return self.lost == 0 and self.duplicated == 0 and self.terminal_transitions == 1
 
 
-def serve_worker(service: Service) -> psutil.Process:
-    """The worker child ``serve`` supervises (waiting for a restarted one to appear)."""
-    assert service.process is not None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        for child in psutil.Process(service.process.pid).children():
-            if "worker" in child.cmdline():
-                return child
-        time.sleep(0.1)
-    raise RuntimeError("serve has no worker child")
-
-
 def kill_serve_worker(service: Service) -> None:
     """SIGKILL the worker child of ``serve`` and wait until its pool processes died with it (parent-death signal);
     ``serve`` starts another worker."""
-    worker = serve_worker(service)
+    worker = worker_main(service)
     pool = worker.children()
     worker.send_signal(signal.SIGKILL)
     psutil.wait_procs([worker, *pool], timeout=10)
@@ -121,7 +109,7 @@ def deploy(setup: str, root: Path, cores: int, private_redis: bool) -> Iterator[
                 service.data_dir,
                 "",
                 lambda: service.log_path.read_text(errors="replace"),
-                lambda: serve_worker(service),
+                lambda: worker_main(service),
                 lambda: kill_serve_worker(service),
             )
         return

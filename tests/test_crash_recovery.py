@@ -17,7 +17,7 @@ from batchpress.config import Settings
 from batchpress.models import Image
 from tests.conftest import StartService
 from tests.support.photos import make_image
-from tests.support.servers import ImageServer, Route, Service
+from tests.support.servers import ImageServer, Route, Service, worker_main
 
 IMAGES = 120
 
@@ -31,17 +31,6 @@ def batch_csv(image_server: ImageServer) -> str:
         ]
         lines.append(f'{serial},Item {serial},"{",".join(urls)}"')
     return "\n".join(lines) + "\n"
-
-
-def worker_main(service: Service) -> psutil.Process:
-    assert service.process is not None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        for child in psutil.Process(service.process.pid).children():
-            if "worker" in child.cmdline():
-                return child
-        time.sleep(0.1)
-    raise AssertionError("serve has no worker child")
 
 
 def wait_for_progress(service: Service, request_id: str, at_least: int) -> int:

@@ -14,8 +14,7 @@ import pytest
 
 from batchpress.cli.backoff import EXIT_STARTUP
 from tests.conftest import StartService
-from tests.support.servers import ImageServer, Service
-from tests.test_crash_recovery import worker_main
+from tests.support.servers import ImageServer, Service, worker_main
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

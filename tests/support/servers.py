@@ -224,3 +224,15 @@ class Service:
             if time.monotonic() > deadline:
                 raise AssertionError(f"request {request_id} stuck at {status['progress']}:\n{self.log()}")
             time.sleep(0.2)
+
+
+def worker_main(service: Service) -> psutil.Process:
+    """The worker child ``serve`` supervises (waiting for a restarted one to appear)."""
+    assert service.process is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for child in psutil.Process(service.process.pid).children():
+            if "worker" in child.cmdline():
+                return child
+        time.sleep(0.1)
+    raise AssertionError("serve has no worker child")
