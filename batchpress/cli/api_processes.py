@@ -75,7 +75,7 @@ def run_server(
     )
     server = uvicorn.Server(config)
     if stop is not None:
-        # Uvicorn's main loop checks should_exit every 0.1 s, from its start-up on: a graceful shutdown.
+        # Uvicorn's main loop polls should_exit from its start-up on: a graceful shutdown.
         threading.Thread(target=_exit_when_set, args=(stop, server), name="api-stop", daemon=True).start()
     server.run(sockets=sockets)
     if not server.started:

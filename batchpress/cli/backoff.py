@@ -20,9 +20,9 @@ UVICORN_STARTUP_FAILURE = 3
 FIRST_DELAY_SECONDS = 1.0
 # Long enough to stop hammering a dependency, short enough that a fixed one is noticed within half a minute.
 MAX_DELAY_SECONDS = 30.0
-# A worker connects to its database and broker and is ready within ~5 s here; 30 s leaves room for a slow machine.
+# Longer than a worker takes to connect and be ready, with room for a slow machine (docs/reliability.md).
 GRACE_SECONDS = 30.0
-# Five failures at start in a row take about 15 s of waiting: enough to ride out a hiccup, not to hide a fault.
+# Enough failures in a row to ride out a hiccup, few enough not to hide a fault.
 GIVE_UP_AFTER = 5
 # A child that crashed after running fine is replaced after this pause (the restart that existed before backoff).
 RESTART_DELAY_SECONDS = 1.0

@@ -145,8 +145,8 @@ def run_service(settings: Settings, *, with_worker: bool) -> None:
         log.warning("%s", warning)
         if settings.log_format == "text":  # a banner would break JSON lines; the WARNING record carries it there
             print(f"\n{'!' * 100}\nWARNING: {warning}\n{'!' * 100}\n", file=sys.stderr, flush=True)
-    # Everything that would fail the same way in every child is found here, before any child starts.
-    startup.check_database_url(settings)
+    # Everything that would fail the same way in every child is found here, before any child starts (the database
+    # URL's kind by migrate_database below).
     startup.check_broker_transport(settings)
     import batchpress.api.app  # noqa: F401  (a module that does not import fails here, once, not in each child)
 
