@@ -6,7 +6,6 @@ Every default runs the embedded mode (SQLite, a filesystem queue, local image st
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -143,8 +142,3 @@ class Settings(BaseSettings):
     @property
     def tmp_dir(self) -> Path:
         return self.data_dir / "tmp"
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings()

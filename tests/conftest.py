@@ -8,7 +8,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from starlette.testclient import TestClient
 
+from batchpress.context import Context
+from tests.support.inprocess import api_client, service_context
 from tests.support.servers import ImageServer, Service, reap
 
 PG_URL = os.environ.get("BATCHPRESS_TEST_DATABASE_URL", "")
@@ -35,6 +38,20 @@ def fresh_database() -> Iterator[str]:
 def database_url() -> Iterator[str]:
     with fresh_database() as url:
         yield url
+
+
+@pytest.fixture
+def context(tmp_path: Path, database_url: str) -> Iterator[Context]:
+    """The service's context on a fresh, migrated database (PostgreSQL in the second pass of ``.ci/run``)."""
+    with service_context(tmp_path / "data", database_url) as built:
+        yield built
+
+
+@pytest.fixture
+def api(context: Context) -> Iterator[TestClient]:
+    """The API in this process over ``context``: for behaviour that needs no process of its own."""
+    with api_client(context) as client:
+        yield client
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from batchpress.api.errors import ApiError
@@ -106,11 +107,11 @@ def owned_request(session: Session, request_id: str, key_id: str | None) -> Proc
     return request
 
 
-def owned_revision(request_id: str, key_id: str | None, *, wait: bool = True) -> tuple[uuid.UUID, int]:
+def owned_revision(engine: Engine, request_id: str, key_id: str | None, *, wait: bool = True) -> tuple[uuid.UUID, int]:
     """``owned_request``'s check reading only the id and revision (db/revisions.py, where ``wait`` is explained):
     the status cache's key."""
     rid = _parse_id(request_id)
-    found = read_revision(rid, wait=wait)
+    found = read_revision(engine, rid, wait=wait)
     if found is None or (key_id is not None and found[1] != key_id):
         raise _not_found(request_id)
     return rid, found[0]

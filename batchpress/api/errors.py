@@ -16,7 +16,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from batchpress.config import get_settings
 from batchpress.logs import request_id_var
 
 log = logging.getLogger(__name__)
@@ -66,7 +65,7 @@ def install_error_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status_code, "http_error")
         message = str(exc.detail)
         if exc.status_code == 413:
-            limit = get_settings().max_upload_bytes
+            limit = request.app.state.context.settings.max_upload_bytes
             message = f"the request body is larger than the {limit}-byte upload limit (BATCHPRESS_MAX_UPLOAD_BYTES)"
         elif exc.status_code == 404 and message == "Not Found":
             message = f"no route {request.method} {request.url.path}; see /docs"

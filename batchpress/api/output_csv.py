@@ -16,11 +16,12 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
 from batchpress.api.auth import KeyId, owned_request
+from batchpress.api.deps import Ctx
 from batchpress.api.errors import ApiError
 from batchpress.api.schemas import error_responses
-from batchpress.db.engine import session_scope
+from batchpress.db.engine import Database
 from batchpress.models import Image, Product, RequestStatus
-from batchpress.storage import output_url
+from batchpress.storage import ImageStorage, output_url
 
 router = APIRouter()
 HEADER = ["S. No.", "Product Name", "Input Image Urls", "Output Image Urls"]
@@ -56,8 +57,8 @@ def csv_line(cells: list[str]) -> str:
         **error_responses(401, 404, 409, e409="the request has not finished yet"),
     },
 )
-def output_csv(request_id: str, key_id: KeyId) -> StreamingResponse:
-    with session_scope(read_only=True) as session:
+def output_csv(request_id: str, key_id: KeyId, ctx: Ctx) -> StreamingResponse:
+    with ctx.db.session(read_only=True) as session:
         request = owned_request(session, request_id, key_id)
         if request.status in RequestStatus.open_states():
             raise ApiError(
@@ -67,18 +68,18 @@ def output_csv(request_id: str, key_id: KeyId) -> StreamingResponse:
             )
         rid = request.id
     return StreamingResponse(
-        _rows(rid),
+        _rows(ctx.db, ctx.storage, rid),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="batchpress-{rid}.csv"'},
     )
 
 
-def _rows(request_id: object) -> Iterator[str]:
+def _rows(db: Database, storage: ImageStorage, request_id: object) -> Iterator[str]:
     """Stream the file a page of products at a time, so a 100,000-row request never sits in memory whole."""
     yield "\ufeff" + csv_line(HEADER)
     after = 0
     while True:
-        with session_scope(read_only=True) as session:
+        with db.session(read_only=True) as session:
             products = session.execute(
                 select(Product.id, Product.serial_number, Product.product_name)
                 .where(Product.request_id == request_id, Product.id > after)
@@ -100,7 +101,7 @@ def _rows(request_id: object) -> Iterator[str]:
                     str(product.serial_number),
                     product.product_name,
                     ",".join(r.input_url for r in rows),
-                    ",".join(output_url(r.output_key, r.output_url) or "" for r in rows),
+                    ",".join(output_url(storage, r.output_key, r.output_url) or "" for r in rows),
                 ]
             )
         after = products[-1].id

@@ -16,17 +16,16 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy import select
 
+from batchpress.api.deps import Ctx
 from batchpress.api.errors import ApiError
 from batchpress.api.schemas import EXAMPLE_ID, error_responses
-from batchpress.config import get_settings
-from batchpress.db.engine import session_scope
+from batchpress.db.engine import Database
 from batchpress.ingest.csv_reader import url_problem
 from batchpress.lifecycle.finish import finish
 from batchpress.lifecycle.transitions import mark_processing
 from batchpress.models import Image, ProcessingRequest, Product
 from batchpress.processing.results import Compressed, Failed, Outcome, record_result
 from batchpress.webhooks.signing import InvalidSignature, verify
-from batchpress.webhooks.tasks import enqueue_delivery
 
 router = APIRouter()
 
@@ -89,7 +88,7 @@ class CallbackRecorded(BaseModel):
 
 async def verified_body(request: Request) -> bytes:
     """The raw body, once a configured secret verifies its signature; the bytes must be checked before parsing."""
-    secrets = get_settings().processing_callback_secret.get_secret_value()
+    secrets = request.app.state.context.settings.processing_callback_secret.get_secret_value()
     if not secrets.strip():
         raise ApiError(
             401,
@@ -112,8 +111,8 @@ def _parse(body: bytes) -> ProcessingCallback:
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
 
 
-def _find_image(callback: ProcessingCallback) -> int:
-    with session_scope(read_only=True) as session:
+def _find_image(db: Database, callback: ProcessingCallback) -> int:
+    with db.session(read_only=True) as session:
         if session.get(ProcessingRequest, callback.request_id) is None:
             raise ApiError(404, "not_found", f"no request with id {callback.request_id}")
         query = select(Image.id).where(Image.request_id == callback.request_id)
@@ -132,8 +131,8 @@ def _find_image(callback: ProcessingCallback) -> int:
     return image_id
 
 
-def _request_status(request_id: uuid.UUID) -> str:
-    with session_scope(read_only=True) as session:
+def _request_status(db: Database, request_id: uuid.UUID) -> str:
+    with db.session(read_only=True) as session:
         return str(session.scalar(select(ProcessingRequest.status).where(ProcessingRequest.id == request_id)))
 
 
@@ -176,14 +175,14 @@ SIGNED_JSON: dict[str, Any] = {
         e422="the body is not a valid report",
     ),
 )
-def processing_callback(body: Annotated[bytes, Depends(verified_body)]) -> CallbackRecorded:
+def processing_callback(body: Annotated[bytes, Depends(verified_body)], ctx: Ctx) -> CallbackRecorded:
     """Record the result the way a worker does, then try the request's terminal move in its own transaction."""
     callback = _parse(body)
-    image_id = _find_image(callback)
-    with session_scope() as session:
+    image_id = _find_image(ctx.db, callback)
+    with ctx.db.session() as session:
         recorded = record_result(session, image_id, callback.outcome, token=None)
         if recorded:
             mark_processing(session, callback.request_id)
-    finished = finish(callback.request_id, settings=get_settings(), enqueue_event=enqueue_delivery)
-    status = finished or _request_status(callback.request_id)
+    finished = finish(ctx.db, callback.request_id, settings=ctx.settings, enqueue_event=ctx.queue.webhook)
+    status = finished or _request_status(ctx.db, callback.request_id)
     return CallbackRecorded(recorded=recorded, image_id=image_id, request_status=status)

@@ -17,22 +17,27 @@ from batchpress.api.auth import api_key_scheme, bearer_scheme, owned_revision, r
 from batchpress.api.schemas import OptionsOut, ProductStatus, Progress, RequestStatusOut, error_responses
 from batchpress.api.status_cache import Answer, AnswerCache, accepts_gzip
 from batchpress.api.webhook_status import webhook_status
-from batchpress.config import Settings, get_settings
+from batchpress.config import Settings
+from batchpress.context import Context
 from batchpress.db.base import as_utc
-from batchpress.db.engine import session_scope
 from batchpress.db.revisions import WouldWait
 from batchpress.models import Image, ImageState, ProcessingRequest, Product, RequestStatus
-from batchpress.storage import output_url
+from batchpress.storage import ImageStorage, output_url
 from batchpress.webhooks.events import output_csv_url
 
 router = APIRouter()
 MAX_PAGE = 1000
 
 
-_answers = AnswerCache()
-# On PostgreSQL the revision checks run on two threads of their own: at 32 clients that measured p99 15-18 ms,
-# against 33 ms on Starlette's 40-thread pool, where every hop waits on the GIL behind many threads.
-_revision_reads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="status-read")
+class StatusReads:
+    """The status route's own state in an API process: answers rendered per revision, and the threads that read
+    revisions from a database server."""
+
+    def __init__(self) -> None:
+        self.answers = AnswerCache()
+        # On PostgreSQL the revision checks run on two threads of their own: at 32 clients that measured p99 15-18 ms
+        # against 33 ms on Starlette's 40-thread pool, where every hop waits on the GIL behind many threads.
+        self.revision_reads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="status-read")
 
 
 # FastAPI's solving of parameters and dependencies measured a third of this route's time under load (~100 of
@@ -89,30 +94,37 @@ async def request_status(request_id: str, request: Request) -> Response:
     offset, limit = _page(request)
     if_none_match = request.headers.get("if-none-match")
     accept_encoding = request.headers.get("accept-encoding")
-    settings = get_settings()
-    rid, revision = await _owned_revision(request_id, key_id)
+    ctx: Context = request.app.state.context
+    reads: StatusReads = request.app.state.status_reads
+    settings = ctx.settings
+    rid, revision = await _owned_revision(ctx, reads, request_id, key_id)
     key = _etag(settings, rid, revision, offset, limit)
     gzipped = accepts_gzip(accept_encoding)
     etag = f'{key[:-1]}-gz"' if gzipped else key  # each encoding of an answer is a representation of its own
     headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
     if if_none_match is not None and etag in (tag.strip() for tag in if_none_match.split(",")):
         return Response(status_code=304, headers=headers)
-    answer = _answers.get(key)
+    answer = reads.answers.get(key)
     if answer is None:
         # Read after the revision, so what is rendered is at least as new as the revision it is stored under.
-        answer = await run_in_threadpool(_render_answer, settings, rid, offset, limit)
-        _answers.put(key, answer)
+        answer = await run_in_threadpool(_render_answer, ctx, rid, offset, limit)
+        reads.answers.put(key, answer)
     if gzipped:
         return Response(answer.gzipped, media_type="application/json", headers={**headers, "Content-Encoding": "gzip"})
     return Response(answer.json, media_type="application/json", headers=headers)
 
 
-async def _owned_revision(request_id: str, key_id: str | None) -> tuple[uuid.UUID, int]:
+async def _owned_revision(
+    ctx: Context, reads: StatusReads, request_id: str, key_id: str | None
+) -> tuple[uuid.UUID, int]:
     """On the event loop itself when that cannot wait (SQLite, db/revisions.py), otherwise on a thread."""
+    engine = ctx.db.autocommit_engine
     try:
-        return owned_revision(request_id, key_id, wait=False)
+        return owned_revision(engine, request_id, key_id, wait=False)
     except WouldWait:
-        return await asyncio.get_running_loop().run_in_executor(_revision_reads, owned_revision, request_id, key_id)
+        return await asyncio.get_running_loop().run_in_executor(
+            reads.revision_reads, owned_revision, engine, request_id, key_id
+        )
 
 
 def _page(request: Request) -> tuple[int, int]:
@@ -147,9 +159,9 @@ def _integer(
     return default
 
 
-def _render_answer(settings: Settings, rid: uuid.UUID, offset: int, limit: int) -> Answer:
-    with session_scope(read_only=True) as session:
-        return Answer.of(render(session, settings, rid, offset, limit).model_dump_json().encode())
+def _render_answer(ctx: Context, rid: uuid.UUID, offset: int, limit: int) -> Answer:
+    with ctx.db.session(read_only=True) as session:
+        return Answer.of(render(session, ctx.settings, ctx.storage, rid, offset, limit).model_dump_json().encode())
 
 
 def _etag(settings: Settings, rid: uuid.UUID, revision: int, offset: int, limit: int) -> str:
@@ -159,7 +171,9 @@ def _etag(settings: Settings, rid: uuid.UUID, revision: int, offset: int, limit:
     return f'"{rid.hex}-{revision}-{offset}-{limit}{epoch}"'
 
 
-def render(session: Session, settings: Settings, rid: uuid.UUID, offset: int, limit: int) -> RequestStatusOut:
+def render(
+    session: Session, settings: Settings, storage: ImageStorage, rid: uuid.UUID, offset: int, limit: int
+) -> RequestStatusOut:
     request = session.get_one(ProcessingRequest, rid)
     tally = session.execute(
         select(
@@ -234,7 +248,7 @@ def render(session: Session, settings: Settings, rid: uuid.UUID, offset: int, li
                 serial_number=p.serial_number,
                 product_name=p.product_name,
                 input_image_urls=[i.input_url for i in by_product.get(p.id, [])],
-                output_image_urls=[output_url(i.output_key, i.output_url) for i in by_product.get(p.id, [])],
+                output_image_urls=[output_url(storage, i.output_key, i.output_url) for i in by_product.get(p.id, [])],
                 errors=[
                     f"image {i.position + 1} ({i.input_url}): {i.error}"
                     for i in by_product.get(p.id, [])

@@ -5,15 +5,15 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, UploadFile
 
 from batchpress.api.auth import KeyId
+from batchpress.api.deps import Ctx
 from batchpress.api.errors import ApiError
 from batchpress.api.schemas import UploadAccepted, error_responses
-from batchpress.config import get_settings
+from batchpress.config import Settings
 from batchpress.db.unit_of_work import unit_of_work
 from batchpress.ingest.csv_reader import CsvRejected, iter_products, url_problem
 from batchpress.ingest.spool import RowSpool
 from batchpress.ingest.store import RequestOptions, store_request
 from batchpress.processing.compress import output_formats
-from batchpress.processing.tasks import enqueue_request
 
 router = APIRouter()
 
@@ -27,6 +27,7 @@ router = APIRouter()
 )
 def upload_csv(
     key_id: KeyId,
+    ctx: Ctx,
     file: Annotated[UploadFile, File(description="CSV: S. No.,Product Name,Input Image Urls")],
     webhook_url: Annotated[
         str | None,
@@ -45,13 +46,13 @@ def upload_csv(
     A plain ``def``: FastAPI runs it in a worker thread, so reading and storing a large file never blocks the event
     loop that answers status reads meanwhile.
     """
-    settings = get_settings()
+    settings = ctx.settings
     options = parse_options(quality, output_format, max_dimension)
     webhook = (webhook_url or "").strip() or settings.webhook_url or None
     if webhook and (problem := url_problem(webhook)):
         raise ApiError(400, "invalid_webhook_url", f"webhook_url: {problem}", [{"field": "webhook_url"}])
     # Stored and pending whatever the broker says: the sweeper enqueues it once the broker answers again.
-    with _validated(file) as spool, unit_of_work() as work:
+    with _validated(file, settings) as spool, unit_of_work(ctx.db.session()) as work:
         request_id = store_request(
             work.session,
             spool.chunks(),
@@ -60,14 +61,13 @@ def upload_csv(
             api_key_id=key_id,
             options=options,
         )
-        work.publish(f"request {request_id}", lambda: enqueue_request(request_id))
+        work.publish(f"request {request_id}", lambda: ctx.queue.request(request_id))
     return UploadAccepted(request_id=request_id)
 
 
-def _validated(file: UploadFile) -> RowSpool:
+def _validated(file: UploadFile, settings: Settings) -> RowSpool:
     """The whole CSV read and checked before any write starts, so a file that fails on its last line costs the
     database nothing, and the write transaction (which holds SQLite's single writer lock) only inserts."""
-    settings = get_settings()
     spool = RowSpool()
     try:
         return spool.extend(

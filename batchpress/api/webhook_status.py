@@ -10,13 +10,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from batchpress.api.auth import KeyId, owned_request
+from batchpress.api.deps import Ctx
 from batchpress.api.errors import ApiError
 from batchpress.api.schemas import EXAMPLE_ID, WebhookAttemptOut, WebhookOut, error_responses
 from batchpress.db.base import as_utc
 from batchpress.db.unit_of_work import unit_of_work
 from batchpress.models import ProcessingRequest, RequestStatus, WebhookAttempt, WebhookEvent, WebhookState
 from batchpress.webhooks.delivery import reopen
-from batchpress.webhooks.tasks import enqueue_delivery
 
 router = APIRouter()
 LOG_LIMIT = 50
@@ -85,8 +85,8 @@ class RedeliveryAccepted(BaseModel):
     summary="Send the request's completion webhook again (same webhook-id)",
     responses=error_responses(401, 404, 409, e409="the request has not finished, or has no webhook"),
 )
-def redeliver(request_id: str, key_id: KeyId) -> RedeliveryAccepted:
-    with unit_of_work() as work:
+def redeliver(request_id: str, key_id: KeyId, ctx: Ctx) -> RedeliveryAccepted:
+    with unit_of_work(ctx.db.session()) as work:
         session = work.session
         request = owned_request(session, request_id, key_id)
         rid = request.id
@@ -103,5 +103,5 @@ def redeliver(request_id: str, key_id: KeyId) -> RedeliveryAccepted:
         reopen(session, event)
         event_id = event.id
         # With the broker down the event waits, due, for the sweeper: the redelivery is accepted all the same.
-        work.publish(f"webhook {event_id}", lambda: enqueue_delivery(event_id))
+        work.publish(f"webhook {event_id}", lambda: ctx.queue.webhook(event_id))
     return RedeliveryAccepted(request_id=rid, event_id=event_id, state=WebhookState.PENDING.value)

@@ -24,7 +24,7 @@ from batchpress.cli.startup import (
     settings_problems,
     shown_url,
 )
-from batchpress.config import Settings, get_settings
+from batchpress.config import Settings
 
 __all__ = ["mask_url", "run_checks"]  # mask_url moved to cli/startup.py; importers of it from here keep working
 
@@ -211,7 +211,7 @@ def run_checks() -> int:
     for check in results:
         show(check)
     try:
-        settings = get_settings()
+        settings = Settings()
     except ValidationError as exc:
         for problem in settings_problems(exc):
             show(Check("settings", False, problem.problem, problem.fix))

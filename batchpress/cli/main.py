@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from batchpress.config import Settings, get_settings
+from batchpress.config import Settings
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -70,7 +70,7 @@ def webhook_secret() -> None:
     """Print the secret(s) webhook receivers verify signatures with (generated on first use)."""
     from batchpress.webhooks.signing import webhook_secrets
 
-    typer.echo(webhook_secrets(get_settings()))
+    _start(lambda settings: typer.echo(webhook_secrets(settings)))
 
 
 @app.command()

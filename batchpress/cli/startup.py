@@ -19,7 +19,7 @@ from pathlib import Path
 from pydantic import SecretStr, ValidationError
 
 from batchpress.cli.backoff import EXIT_STARTUP
-from batchpress.config import Settings, get_settings
+from batchpress.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -123,9 +123,10 @@ def settings_problems(exc: ValidationError) -> list[StartupError]:
 
 
 def load_settings() -> Settings:
-    """``get_settings()``, with pydantic's validation error turned into lines that name the variables."""
+    """The ``BATCHPRESS_*`` settings, read once by each command that starts, with pydantic's validation error turned
+    into lines that name the variables."""
     try:
-        return get_settings()
+        return Settings()
     except ValidationError as exc:
         problems = settings_problems(exc)
         if len(problems) == 1:

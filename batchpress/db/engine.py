@@ -11,14 +11,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import lru_cache
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from batchpress.config import Settings, get_settings
+from batchpress.config import Settings
 
 READ_ONLY = "batchpress_read_only"
 log = logging.getLogger(__name__)
@@ -52,55 +51,52 @@ def make_engine(settings: Settings) -> Engine:
     return engine
 
 
-@lru_cache(maxsize=1)
-def get_engine() -> Engine:
-    return make_engine(get_settings())
+class Database:
+    """A process's engines and session factories: built once when the process starts (``Context``) and passed to
+    whatever reads or writes, so a test builds its own on its own database."""
 
+    def __init__(self, settings: Settings) -> None:
+        self.engine = make_engine(settings)
+        # For statements that need no transaction around them: single reads on a bare DBAPI cursor
+        # (db/revisions.py) and ``session(autocommit=True)``. SQLite's connections already leave transactions to
+        # the "begin" hook, so a bare cursor there has none.
+        self.autocommit_engine = (
+            self.engine
+            if settings.is_sqlite
+            else create_engine(settings.database_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True, pool_size=2)
+        )
+        self._factories: dict[tuple[bool, bool], sessionmaker[Session]] = {}
 
-@lru_cache(maxsize=4)
-def _factory(read_only: bool, autocommit: bool) -> sessionmaker[Session]:
-    engine = autocommit_engine() if autocommit else get_engine()
-    bind = engine.execution_options(**{READ_ONLY: True}) if read_only else engine
-    return sessionmaker(bind=bind, expire_on_commit=False)
+    def _factory(self, read_only: bool, autocommit: bool) -> sessionmaker[Session]:
+        factory = self._factories.get((read_only, autocommit))
+        if factory is None:
+            engine = self.autocommit_engine if autocommit else self.engine
+            bind = engine.execution_options(**{READ_ONLY: True}) if read_only else engine
+            factory = self._factories[(read_only, autocommit)] = sessionmaker(bind=bind, expire_on_commit=False)
+        return factory
 
+    @contextmanager
+    def session(self, *, read_only: bool = False, autocommit: bool = False) -> Iterator[Session]:
+        """One unit of work: commits when the block ends, rolls back when it raises.
 
-@contextmanager
-def session_scope(*, read_only: bool = False, autocommit: bool = False) -> Iterator[Session]:
-    """One unit of work: commits when the block ends, rolls back when it raises.
+        ``autocommit=True`` is for a block whose statements each stand alone (one claim, one read): on PostgreSQL
+        each then commits by itself, without the BEGIN and COMMIT round trips; SQLite has no round trips to save and
+        keeps its transaction."""
+        session = self._factory(read_only, autocommit)()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
 
-    ``autocommit=True`` is for a block whose statements each stand alone (one claim, one read): on PostgreSQL each
-    then commits by itself, without the BEGIN and COMMIT round trips; SQLite has no round trips to save and keeps
-    its transaction."""
-    session = _factory(read_only, autocommit)()
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
-
-
-@lru_cache(maxsize=1)
-def autocommit_engine() -> Engine:
-    """For statements that need no transaction around them: single reads on a bare DBAPI cursor (db/revisions.py
-    ``read_revision``) and ``session_scope(autocommit=True)``."""
-    settings = get_settings()
-    if settings.is_sqlite:
-        return get_engine()  # its connections leave transactions to the "begin" hook: a bare cursor has none
-    return create_engine(settings.database_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True, pool_size=2)
-
-
-def reset_engine() -> None:
-    """Forget the pooled connections; a forked worker child must not share its parent's sockets or files."""
-    if get_engine.cache_info().currsize:
-        get_engine().dispose(close=False)
-    _factory.cache_clear()
-    if autocommit_engine.cache_info().currsize and autocommit_engine() is not get_engine():
-        autocommit_engine().dispose(close=False)
-    autocommit_engine.cache_clear()
-    get_engine.cache_clear()
+    def dispose(self, *, close: bool = True) -> None:
+        """Let go of the pooled connections; ``close=False`` in a forked child, whose parent still uses them."""
+        self.engine.dispose(close=close)
+        if self.autocommit_engine is not self.engine:
+            self.autocommit_engine.dispose(close=close)
 
 
 def once_more_if_disconnected(work: Callable[[], T]) -> T:

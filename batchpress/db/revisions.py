@@ -19,7 +19,6 @@ from typing import Any
 from sqlalchemy import Dialect, Engine, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from batchpress.db.engine import autocommit_engine
 from batchpress.models import ProcessingRequest
 
 
@@ -38,7 +37,7 @@ class WouldWait(Exception):
     """The read cannot be done without waiting: the database is across the network, or SQLite reported a lock."""
 
 
-def read_revision(request_id: uuid.UUID, *, wait: bool = True) -> tuple[int, str | None] | None:
+def read_revision(engine: Engine, request_id: uuid.UUID, *, wait: bool = True) -> tuple[int, str | None] | None:
     """The request's revision and owning key id, or ``None`` if there is no such request.
 
     The status route asks this on every call, a thousand times a second under load: on a bare DBAPI cursor outside
@@ -50,7 +49,6 @@ def read_revision(request_id: uuid.UUID, *, wait: bool = True) -> tuple[int, str
     report into ``WouldWait`` instead of a sleep on the loop. Elsewhere it raises ``WouldWait`` at once: a network
     round trip belongs on a thread.
     """
-    engine = autocommit_engine()
     sql, params = _revision_query(engine.dialect)
     if wait:
         row = _read_pooled(engine, sql, params(request_id))

@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from batchpress.db.engine import session_scope
-
 log = logging.getLogger(__name__)
 
 Publish = Callable[[], None]
@@ -48,9 +46,9 @@ def publish_all(pending: list[tuple[str, Publish]]) -> int:
 
 
 @contextmanager
-def unit_of_work(scope: AbstractContextManager[Session] | None = None) -> Iterator[UnitOfWork]:
-    """A transaction (``session_scope()`` unless ``scope`` gives another) whose publishes go out after its commit."""
-    with scope or session_scope() as session:
+def unit_of_work(scope: AbstractContextManager[Session]) -> Iterator[UnitOfWork]:
+    """A transaction (``scope``, e.g. ``db.session()``) whose publishes go out after its commit."""
+    with scope as session:
         work = UnitOfWork(session)
         yield work
     publish_all(work._pending)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from sqlalchemy import exists, select
 
 from batchpress.config import Settings
-from batchpress.db.engine import session_scope
+from batchpress.db.engine import Database
 from batchpress.db.unit_of_work import unit_of_work
 from batchpress.lifecycle.transitions import finish_request
 from batchpress.models import Image
@@ -22,15 +22,15 @@ log = logging.getLogger(__name__)
 EnqueueEvent = Callable[[str], None]
 
 
-def finish(request_id: uuid.UUID, *, settings: Settings, enqueue_event: EnqueueEvent) -> str | None:
+def finish(db: Database, request_id: uuid.UUID, *, settings: Settings, enqueue_event: EnqueueEvent) -> str | None:
     """Try the terminal move in a transaction of its own. The one caller that makes it also creates the webhook
     event in that transaction, logs, and publishes the delivery after the commit; every other caller gets None."""
-    with session_scope(read_only=True, autocommit=True) as session:
+    with db.session(read_only=True, autocommit=True) as session:
         # Every chunk's end asks; a read answers most of them without queueing for SQLite's write lock. Safe, as
         # each caller has committed its own results: the last to commit also reads last and sees none open.
         if session.scalar(select(exists().where(Image.request_id == request_id, Image.state.in_(OPEN_STATES)))):
             return None
-    with unit_of_work() as work:
+    with unit_of_work(db.session()) as work:
         status = finish_request(work.session, request_id)
         event_id = create_event(work.session, settings, request_id, status) if status else None
         if event_id is not None:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 from sqlalchemy import select
 
-from batchpress.db.engine import session_scope
+from batchpress.db.engine import Database
 from batchpress.lifecycle.transitions import mark_processing
 from batchpress.models import Image, ImageState, ProcessingRequest, RequestStatus
 
@@ -35,13 +35,13 @@ def chunks(ids: list[int]) -> Iterator[list[int]]:
         yield ids[start : start + small]
 
 
-def fan_out(request_id: uuid.UUID, enqueue: Enqueue, finish: Finish) -> list[int]:
+def fan_out(db: Database, request_id: uuid.UUID, enqueue: Enqueue, finish: Finish) -> list[int]:
     """Mark the request ``processing`` and enqueue its pending images in chunks; a request with none is finished.
 
     The first chunk is returned instead of enqueued, for the caller to work on at once: the first images of a batch
     then start without a second trip through the queue.
     """
-    with session_scope() as session:
+    with db.session() as session:
         status = session.scalar(select(ProcessingRequest.status).where(ProcessingRequest.id == request_id))
         if status is None or status not in RequestStatus.open_states():
             return []

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from batchpress.config import Settings
-from batchpress.db.engine import session_scope
+from batchpress.db.engine import Database
 from batchpress.db.unit_of_work import unit_of_work
 from batchpress.lifecycle.finish import EnqueueEvent, finish
 from batchpress.lifecycle.start import Enqueue, chunks
@@ -44,14 +44,15 @@ class Sweeper:
     between two chunks of a busy worker, with the queue still holding the images' messages.
     """
 
-    def __init__(self, settings: Settings, enqueue: Enqueue, enqueue_event: EnqueueEvent) -> None:
+    def __init__(self, db: Database, settings: Settings, enqueue: Enqueue, enqueue_event: EnqueueEvent) -> None:
+        self.db = db
         self.settings = settings
         self.enqueue = enqueue
         self.enqueue_event = enqueue_event
         self._idle_before = False
 
     def sweep(self) -> SweepReport:
-        return sweep(self.settings, self.enqueue, self.enqueue_event, sweeper=self)
+        return sweep(self.db, self.settings, self.enqueue, self.enqueue_event, sweeper=self)
 
     def take_pending(self, census: LeaseCensus) -> bool:
         idle_twice = not census.live and self._idle_before
@@ -60,11 +61,11 @@ class Sweeper:
 
 
 def sweep(
-    settings: Settings, enqueue: Enqueue, enqueue_event: EnqueueEvent, *, sweeper: Sweeper | None = None
+    db: Database, settings: Settings, enqueue: Enqueue, enqueue_event: EnqueueEvent, *, sweeper: Sweeper | None = None
 ) -> SweepReport:
     """One pass of the sweeper; without a ``Sweeper`` to remember the last pass, pending images are looked at
     whenever no lease is live or one has lapsed."""
-    with session_scope(read_only=True) as session:
+    with db.session(read_only=True) as session:
         census = lease_census(session)
         # Finishable whatever the write below does: it only reopens images of requests that have open ones.
         open_requests = set(
@@ -81,7 +82,7 @@ def sweep(
     exhausted: set[uuid.UUID] = set()
     requeued: list[Requeued] = []
     if census.lapsed or pending:  # else there is nothing to give up or hand back: no write, no SQLite write lock
-        with unit_of_work() as work:
+        with unit_of_work(db.session()) as work:
             exhausted = give_up_exhausted(work.session, max_attempts=settings.max_attempts, pending=pending)
             requeued = requeue_expired(
                 work.session, lease_seconds=settings.lease_seconds, max_attempts=settings.max_attempts, pending=pending
@@ -101,9 +102,9 @@ def sweep(
                     )
     finished = 0
     for request_id in open_requests | exhausted:
-        if finish(request_id, settings=settings, enqueue_event=enqueue_event) is not None:
+        if finish(db, request_id, settings=settings, enqueue_event=enqueue_event) is not None:
             finished += 1
-    with unit_of_work(session_scope(read_only=True)) as work:
+    with unit_of_work(db.session(read_only=True)) as work:
         events = due_events(work.session)
         for event_id in events:
             work.publish(f"webhook {event_id}", functools.partial(enqueue_event, event_id))

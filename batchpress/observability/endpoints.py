@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 
-from batchpress.config import get_settings
+from batchpress.api.deps import Ctx
 from batchpress.observability.metrics import exposition
 from batchpress.observability.readiness import OK, readiness
 
@@ -50,14 +50,14 @@ class Readiness(BaseModel):
         },
     },
 )
-def readyz() -> JSONResponse:
+def readyz(ctx: Ctx) -> JSONResponse:
     """Each check is bounded, so the probe answers within about two seconds whatever hangs."""
-    report = readiness(get_settings())
+    report = readiness(ctx.settings, ctx.db.engine, ctx.storage)
     ready = all(value == OK for value in report.values())
     body = Readiness(status="ready" if ready else "not_ready", checks=report)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics() -> Response:
-    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
+def metrics(request: Request) -> Response:
+    return Response(exposition(request.app.state.metrics), media_type=CONTENT_TYPE_LATEST)

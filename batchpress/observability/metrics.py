@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from functools import lru_cache
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -35,7 +34,7 @@ from sqlalchemy import ColumnElement, case, func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from batchpress.db.engine import session_scope
+from batchpress.db.engine import Database
 from batchpress.models import Image, ImageState, WebhookAttempt
 from batchpress.observability.readiness import limit_statement_time
 
@@ -94,12 +93,15 @@ def _histogram(
 class DatabaseCollector(Collector):
     """Reads every metric from the database when scraped; see the module docstring for why."""
 
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(
             "batchpress_metrics_database_up", "1 when the database answered this scrape; the other metrics need it"
         )
         try:
-            with session_scope(read_only=True) as session:
+            with self.db.session(read_only=True) as session:
                 limit_statement_time(session, SCRAPE_STATEMENT_TIMEOUT_MS)
                 families = list(_families(session))
         except SQLAlchemyError:
@@ -187,14 +189,13 @@ def _families(session: Session) -> Iterator[Metric]:
     yield webhooks
 
 
-@lru_cache(maxsize=1)
-def registry() -> CollectorRegistry:
+def make_registry(db: Database) -> CollectorRegistry:
     """A registry of our own: the default one would add this API process's Python and process metrics, which say
     nothing about the workers and would differ between replicas that otherwise report the same numbers."""
     own = CollectorRegistry()
-    own.register(DatabaseCollector())
+    own.register(DatabaseCollector(db))
     return own
 
 
-def exposition() -> bytes:
-    return generate_latest(registry())
+def exposition(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)

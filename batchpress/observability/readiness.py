@@ -17,11 +17,12 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 from kombu.connection import Connection
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from batchpress.config import Settings
-from batchpress.db.engine import session_scope
+from batchpress.db.engine import READ_ONLY
+from batchpress.storage import ImageStorage
 from batchpress.worker.celery_app import broker_options
 
 log = logging.getLogger(__name__)
@@ -44,9 +45,9 @@ def limit_statement_time(session: Session, milliseconds: int) -> None:
         session.execute(text(f"SET LOCAL statement_timeout = {int(milliseconds)}"))
 
 
-def check_database() -> None:
+def check_database(engine: Engine) -> None:
     try:
-        with session_scope(read_only=True) as session:
+        with Session(engine.execution_options(**{READ_ONLY: True})) as session, session.begin():
             limit_statement_time(session, round(CHECK_TIMEOUT_SECONDS * 1000))
             session.execute(text("SELECT 1"))
     except Exception as exc:
@@ -73,12 +74,10 @@ def check_broker(settings: Settings) -> None:
         raise NotReady(f"unreachable: {_short(exc)}") from exc
 
 
-def check_storage(settings: Settings) -> None:
+def check_storage(settings: Settings, storage: ImageStorage) -> None:
     if settings.storage == "s3":
-        from batchpress.storage import get_storage
         from batchpress.storage.s3 import S3Storage, StorageUnavailable
 
-        storage = get_storage()
         if isinstance(storage, S3Storage):
             try:
                 storage.check()
@@ -90,17 +89,19 @@ def check_storage(settings: Settings) -> None:
     _probe_writable(settings.tmp_dir if settings.tmp_dir.exists() else settings.data_dir, "not writable")
 
 
-def checks(settings: Settings) -> dict[str, Check]:
+def checks(settings: Settings, engine: Engine, storage: ImageStorage) -> dict[str, Check]:
     return {
-        "database": check_database,
+        "database": lambda: check_database(engine),
         "broker": lambda: check_broker(settings),
-        "storage": lambda: check_storage(settings),
+        "storage": lambda: check_storage(settings, storage),
     }
 
 
-def readiness(settings: Settings, timeout: float = CHECK_TIMEOUT_SECONDS) -> dict[str, str]:
+def readiness(
+    settings: Settings, engine: Engine, storage: ImageStorage, timeout: float = CHECK_TIMEOUT_SECONDS
+) -> dict[str, str]:
     """Every check by name: ``"ok"`` or what is wrong, never waiting longer than ``timeout`` in all."""
-    return run_checks(checks(settings), timeout)
+    return run_checks(checks(settings, engine, storage), timeout)
 
 
 def run_checks(named: dict[str, Check], timeout: float) -> dict[str, str]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from batchpress.config import Settings
-from batchpress.db.engine import once_more_if_disconnected, session_scope
+from batchpress.db.engine import Database, once_more_if_disconnected
 from batchpress.lifecycle.finish import EnqueueEvent, finish
 from batchpress.lifecycle.transitions import mark_processing
 from batchpress.processing.compress import ImageRejected, compress_image
@@ -39,6 +39,7 @@ class ChunkWorker:
     heartbeat, the download window and the write-behind recorder."""
 
     settings: Settings
+    db: Database
     storage: ImageStorage
     client: httpx.Client
     # Publishes a finished request's webhook event (webhooks/tasks.py in the worker).
@@ -53,7 +54,7 @@ class ChunkWorker:
         self.recorder = WriteBehind(self._write)
 
     def _renew(self, tokens: list[str]) -> None:
-        with session_scope(autocommit=True) as session:
+        with self.db.session(autocommit=True) as session:
             renew_leases(session, tokens=tokens, lease_seconds=self.settings.lease_seconds)
 
     def run(self, image_ids: list[int]) -> int:
@@ -88,7 +89,7 @@ class ChunkWorker:
         """The claim is one statement; marking a pending request is another, which the next claim redoes if lost.
         Repeated after a dropped connection, a claim that did commit finds its images taken and returns none:
         nobody renews those leases, so they lapse and come back."""
-        with session_scope(autocommit=True) as session:
+        with self.db.session(autocommit=True) as session:
             claimed = claim_images(
                 session,
                 image_ids,
@@ -101,7 +102,7 @@ class ChunkWorker:
         return claimed
 
     def _record(self, write: _Write) -> None:
-        with session_scope() as session:
+        with self.db.session() as session:
             record_results(session, write.outcomes, token=write.token, request_ids=write.requests)
 
     def drain(self) -> None:
@@ -116,7 +117,7 @@ class ChunkWorker:
                 if write.finishing:  # the chunk's images are all recorded now, or left to lapse
                     self.heartbeat.release(write.token)
             for request_id in write.requests if write.finishing else ():
-                finish(request_id, settings=self.settings, enqueue_event=self.enqueue_event)
+                finish(self.db, request_id, settings=self.settings, enqueue_event=self.enqueue_event)
         except Exception:
             # Nothing else can report it: the task has moved on. The images stay leased, and come back once the
             # lease lapses; the next claim meets the same database and fails its task if it is still down.

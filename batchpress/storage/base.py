@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Protocol
 
-from batchpress.config import get_settings
+from batchpress.config import Settings
 
 
 class ImageStorage(Protocol):
@@ -18,10 +17,8 @@ class ImageStorage(Protocol):
     def url_for(self, key: str) -> str: ...
 
 
-@lru_cache(maxsize=1)
-def get_storage() -> ImageStorage:
+def make_storage(settings: Settings) -> ImageStorage:
     """The one place that picks the storage; boto3 is imported only when S3 is configured."""
-    settings = get_settings()
     if settings.storage == "s3":
         from batchpress.storage.s3 import S3Storage
 
@@ -31,7 +28,7 @@ def get_storage() -> ImageStorage:
     return LocalStorage(settings.images_dir, settings.tmp_dir, f"{settings.public_base_url}/images")
 
 
-def output_url(key: str | None, stored_url: str | None) -> str | None:
+def output_url(storage: ImageStorage, key: str | None, stored_url: str | None) -> str | None:
     """The URL to show for an output: built from its key when our storage holds it (so presigned links are fresh
     and follow the configured public base), else the URL an external processor reported."""
-    return get_storage().url_for(key) if key else stored_url
+    return storage.url_for(key) if key else stored_url

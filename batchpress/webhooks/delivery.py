@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from batchpress import __version__
 from batchpress.config import Settings
 from batchpress.db.base import utcnow
-from batchpress.db.engine import session_scope
+from batchpress.db.engine import Database
 from batchpress.db.revisions import bump_revision
 from batchpress.models import DisabledWebhookUrl, WebhookAttempt, WebhookEvent, WebhookState
 from batchpress.outbound import GuardedTransport, OutboundBlocked, OutboundPolicy, deadline
@@ -132,9 +132,9 @@ def next_delay(settings: Settings, attempts_made: int, answer: Answer) -> float 
     return base * random.uniform(0.9, 1.1)  # noqa: S311  (jitter, not security)
 
 
-def attempt(event_id: str, settings: Settings, client: httpx.Client) -> float | None:
+def attempt(db: Database, event_id: str, settings: Settings, client: httpx.Client) -> float | None:
     """Make one attempt if the event is due; returns the delay before the next one, if there is one."""
-    with session_scope() as session:
+    with db.session() as session:
         event = claim(session, event_id, lease_seconds=settings.webhook_timeout_seconds * 2 + 30)
     if event is None:
         return None
@@ -149,7 +149,7 @@ def attempt(event_id: str, settings: Settings, client: httpx.Client) -> float | 
     else:
         state, outcome = WebhookState.FAILED, "gave_up"
     now = utcnow()
-    with session_scope() as session:
+    with db.session() as session:
         session.execute(
             insert(WebhookAttempt).values(
                 event_id=event.id,

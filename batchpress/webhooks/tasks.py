@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
 
-import httpx
-
-from batchpress.config import get_settings
-from batchpress.webhooks.delivery import attempt, make_client
+from batchpress.webhooks.delivery import attempt
+from batchpress.worker import process
 from batchpress.worker.celery_app import celery_app
+from batchpress.worker.queue import DELIVER_WEBHOOK
 
 log = logging.getLogger(__name__)
 # A countdown holds the message in a worker's memory (and, on Redis, must stay under the visibility timeout);
@@ -17,17 +15,9 @@ log = logging.getLogger(__name__)
 COUNTDOWN_LIMIT_SECONDS = 30
 
 
-@lru_cache(maxsize=1)
-def client() -> httpx.Client:
-    return make_client(get_settings())
-
-
-def enqueue_delivery(event_id: str, delay: float = 0) -> None:
-    deliver_webhook.apply_async(args=(event_id,), countdown=delay or None)
-
-
-@celery_app.task(name="webhooks.deliver")
+@celery_app.task(name=DELIVER_WEBHOOK)
 def deliver_webhook(event_id: str) -> None:
-    delay = attempt(event_id, get_settings(), client())
+    ctx = process.current().context
+    delay = attempt(ctx.db, event_id, ctx.settings, ctx.webhook_client)
     if delay is not None and delay <= COUNTDOWN_LIMIT_SECONDS:
-        enqueue_delivery(event_id, delay)
+        ctx.queue.webhook(event_id, delay)

@@ -11,7 +11,7 @@ from typing import Any
 from celery import Celery
 from kombu.transport import TRANSPORT_ALIASES
 
-from batchpress.config import Settings, get_settings
+from batchpress.config import Settings
 
 # The longest a compress task may run before Celery stops it; its lease lapses and the sweeper retries it.
 TASK_TIME_LIMIT_SECONDS = 600
@@ -48,11 +48,9 @@ def broker_options(settings: Settings) -> dict[str, Any]:
 TRANSPORT_ALIASES["filesystem"] = "batchpress.worker.filesystem_transport:Transport"
 
 
-def make_celery(settings: Settings) -> Celery:
-    app = Celery(
-        "batchpress", broker=settings.broker_url, include=["batchpress.processing.tasks", "batchpress.webhooks.tasks"]
-    )
+def configure(app: Celery, settings: Settings) -> Celery:
     app.conf.update(
+        broker_url=settings.broker_url,
         broker_transport_options=broker_options(settings),
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=5,
@@ -80,4 +78,11 @@ def make_celery(settings: Settings) -> Celery:
     return app
 
 
-celery_app = make_celery(get_settings())
+def make_celery(settings: Settings) -> Celery:
+    """An app that publishes only (the API, the sweeper's process): tasks are sent by name (worker/queue.py)."""
+    return configure(Celery("batchpress", set_as_current=False), settings)
+
+
+# The app the worker runs: the task modules register on it at import, and ``batchpress worker`` configures it
+# from its settings when it starts (cli/serve.py), not this module at import.
+celery_app = Celery("batchpress", include=["batchpress.processing.tasks", "batchpress.webhooks.tasks"])

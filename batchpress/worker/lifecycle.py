@@ -11,11 +11,8 @@ from typing import Any
 
 from celery.signals import worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown
 
-from batchpress.config import get_settings
-from batchpress.db.engine import reset_engine
 from batchpress.lifecycle.sweep import Sweeper
-from batchpress.processing.tasks import drain_writes, enqueue_chunk
-from batchpress.webhooks.tasks import enqueue_delivery
+from batchpress.worker import process
 from batchpress.worker.parent_death import die_with_parent
 
 log = logging.getLogger(__name__)
@@ -25,21 +22,21 @@ _stop = threading.Event()
 @worker_process_init.connect
 def _child_started(**_: Any) -> None:
     die_with_parent(signal.SIGKILL)
-    reset_engine()
+    worker = process.start_after_fork()
     # Only the pool processes, which compress, yield the CPU; the parent, which fetches, acknowledges and hands out
-    # their tasks, keeps normal priority. Measured end to end on PostgreSQL + Redis: 0.860 -> 0.886 of the codec
-    # limit (medians of 9 batches), though the gap between two chunks in a pool process only went 5-7 to ~4.6 ms.
-    os.nice(get_settings().worker_nice)
+    # their tasks, keeps normal priority (figures: docs/performance.md, "What each optimisation bought").
+    os.nice(worker.context.settings.worker_nice)
 
 
 @worker_process_shutdown.connect
 def _child_stopping(**_: Any) -> None:
-    drain_writes()
+    process.current().drain()
 
 
 def sweep_forever() -> None:
-    settings = get_settings()
-    sweeper = Sweeper(settings, enqueue_chunk, enqueue_delivery)
+    ctx = process.current().context
+    settings = ctx.settings
+    sweeper = Sweeper(ctx.db, settings, ctx.queue.chunk, ctx.queue.webhook)
     while not _stop.is_set():
         try:
             report = sweeper.sweep()

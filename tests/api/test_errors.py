@@ -9,16 +9,15 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx
 import pytest
 
-from batchpress.config import get_settings
+from batchpress.context import Context
 from batchpress.logs import RequestIdFilter
 from tests.conftest import fresh_database
+from tests.support.inprocess import api_client
 from tests.support.servers import Service
 
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
@@ -117,33 +116,18 @@ def test_json_logs_carry_the_request_id_of_an_error(service: Service) -> None:
     assert all({"time", "level", "logger", "message"} <= set(entry) for entry in json_lines(service))
 
 
-def call_app(path: str, headers: dict[str, str]) -> httpx.Response:
-    """The app in-process, for the one failure a healthy real service cannot be made to show: an unexpected error."""
-    from batchpress.api.app import create_app
-
-    async def get() -> httpx.Response:
-        transport = httpx.ASGITransport(app=create_app())
-        async with httpx.AsyncClient(transport=transport, base_url="http://batchpress.test") as client:
-            return await client.get(path, headers=headers)
-
-    return anyio.run(get)
-
-
 def test_an_unexpected_error_is_a_500_without_details_but_logged_with_its_id(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    context: Context, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """In-process: the one failure a healthy real service cannot be made to show is an unexpected error."""
+
     def database_down(*_: object, **__: object) -> None:
         raise RuntimeError("connection to db.internal failed: password=hunter2")
 
-    monkeypatch.setenv("BATCHPRESS_DATA_DIR", str(tmp_path))
-    get_settings.cache_clear()
     monkeypatch.setattr("batchpress.api.auth.read_revision", database_down)
     caplog.handler.addFilter(RequestIdFilter())
-    try:
-        with caplog.at_level(logging.INFO):
-            response = call_app(f"/api/status/{uuid.uuid4()}/", headers={"X-Request-ID": "boom-1"})
-    finally:
-        get_settings.cache_clear()
+    with caplog.at_level(logging.INFO), api_client(context) as api:
+        response = api.get(f"/api/status/{uuid.uuid4()}/", headers={"X-Request-ID": "boom-1"})
     error = error_of(response, 500, "internal_error")
     assert error["request_id"] == "boom-1"
     assert "hunter2" not in response.text

@@ -11,26 +11,39 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from batchpress.config import Settings
-from batchpress.db.engine import make_engine
+from batchpress.db.engine import Database, make_engine
 from batchpress.db.migrate import upgrade
 from batchpress.models import Image, ProcessingRequest, Product
 from tests.support.cluster import postgres_admin_url, postgres_database
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    def migrated(settings: Settings) -> sessionmaker[Session]:
-        upgrade(settings)
-        return sessionmaker(bind=make_engine(settings), expire_on_commit=False)
-
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    """Settings on a new, migrated database of each kind."""
     if request.param == "sqlite":
-        yield migrated(Settings(data_dir=tmp_path))
+        migrated = Settings(data_dir=tmp_path)
+        upgrade(migrated)
+        yield migrated
         return
     with postgres_database(postgres_admin_url(), f"bp_rev_{uuid.uuid4().hex[:10]}") as url:
-        factory = migrated(Settings(data_dir=tmp_path, database_url=url))
-        yield factory
-        bind = factory.kw["bind"]
-        bind.dispose()
+        migrated = Settings(data_dir=tmp_path, database_url=url)
+        upgrade(migrated)
+        yield migrated
+
+
+@pytest.fixture
+def sessions(settings: Settings) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(settings)
+    yield sessionmaker(bind=engine, expire_on_commit=False)
+    engine.dispose()
+
+
+@pytest.fixture
+def database(settings: Settings) -> Iterator[Database]:
+    """The ``Database`` a process's context holds, as the lifecycle and the pipeline take it."""
+    db = Database(settings)
+    yield db
+    db.dispose()
 
 
 def new_request(sessions: sessionmaker[Session], images: int) -> tuple[uuid.UUID, list[int]]:

@@ -13,9 +13,10 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
+from batchpress.api.status import StatusReads
 from batchpress.api.status import _owned_revision as status_revision
-from batchpress.config import Settings, get_settings
-from batchpress.db.engine import reset_engine
+from batchpress.config import Settings
+from batchpress.context import Context
 from batchpress.db.revisions import WouldWait, read_revision
 from batchpress.lifecycle.transitions import finish_request, mark_processing
 from batchpress.models import Image, WebhookEvent
@@ -75,41 +76,39 @@ def test_every_shown_change_bumps_the_revision(sessions: sessionmaker[Session]) 
 
 
 @pytest.fixture
-def served(sessions: sessionmaker[Session], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """Point the process-wide engines (the ones the status route reads through) at the test's database; yields its
-    dialect name."""
-    url = sessions.kw["bind"].url
-    monkeypatch.setenv("BATCHPRESS_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("BATCHPRESS_DATABASE_URL", url.render_as_string(hide_password=False))
-    get_settings.cache_clear()
-    reset_engine()
-    yield url.get_backend_name()
-    reset_engine()
-    get_settings.cache_clear()
+def served(sessions: sessionmaker[Session], tmp_path: Path) -> Iterator[Context]:
+    """The context an API process builds, on the test's database: the engines the status route reads through."""
+    url = sessions.kw["bind"].url.render_as_string(hide_password=False)
+    context = Context.build(Settings(data_dir=tmp_path, database_url=url))
+    yield context
+    context.close()
 
 
 def test_a_read_that_cannot_wait_answers_on_sqlite_and_declines_on_postgresql(
-    sessions: sessionmaker[Session], served: str
+    sessions: sessionmaker[Session], served: Context
 ) -> None:
     request_id, _ = new_request(sessions, 1)
     expected = (revision(sessions, request_id), None)
-    assert read_revision(request_id) == expected
-    assert read_revision(uuid.uuid4()) is None
-    if served == "sqlite":
-        assert read_revision(request_id, wait=False) == expected
-        assert read_revision(uuid.uuid4(), wait=False) is None
+    engine = served.db.autocommit_engine
+    assert read_revision(engine, request_id) == expected
+    assert read_revision(engine, uuid.uuid4()) is None
+    if engine.dialect.name == "sqlite":
+        assert read_revision(engine, request_id, wait=False) == expected
+        assert read_revision(engine, uuid.uuid4(), wait=False) is None
     else:
         with pytest.raises(WouldWait):
-            read_revision(request_id, wait=False)
+            read_revision(engine, request_id, wait=False)
     # Either way the status route gets its answer: at once on SQLite, from a thread on PostgreSQL.
-    assert asyncio.run(status_revision(str(request_id), None)) == (request_id, expected[0])
+    answer = asyncio.run(status_revision(served, StatusReads(), str(request_id), None))
+    assert answer == (request_id, expected[0])
 
 
-@pytest.mark.parametrize("sessions", ["sqlite"], indirect=True)  # PostgreSQL reads always run on a thread
+@pytest.mark.parametrize("settings", ["sqlite"], indirect=True)  # PostgreSQL reads always run on a thread
 def test_a_lock_sqlite_reports_sends_the_read_to_a_thread(
-    sessions: sessionmaker[Session], served: str, monkeypatch: pytest.MonkeyPatch
+    sessions: sessionmaker[Session], served: Context, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert served == "sqlite"
+    engine = served.db.autocommit_engine
+    assert engine.dialect.name == "sqlite"
     request_id, _ = new_request(sessions, 1)
 
     def locked(_database: str) -> sqlite3.Connection:
@@ -117,5 +116,6 @@ def test_a_lock_sqlite_reports_sends_the_read_to_a_thread(
 
     monkeypatch.setattr("batchpress.db.revisions._no_wait_connection", locked)
     with pytest.raises(WouldWait, match="locked"):
-        read_revision(request_id, wait=False)
-    assert asyncio.run(status_revision(str(request_id), None)) == (request_id, revision(sessions, request_id))
+        read_revision(engine, request_id, wait=False)
+    answer = asyncio.run(status_revision(served, StatusReads(), str(request_id), None))
+    assert answer == (request_id, revision(sessions, request_id))

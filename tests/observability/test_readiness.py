@@ -10,6 +10,7 @@ import httpx
 
 from batchpress.config import Settings
 from batchpress.observability.readiness import check_broker, check_storage, run_checks
+from batchpress.storage import make_storage
 from tests.conftest import StartService
 from tests.support.photos import make_image
 from tests.support.servers import ImageServer
@@ -63,5 +64,5 @@ def test_filesystem_broker_and_local_storage_need_writable_folders(tmp_path: Pat
     check_broker(settings)
     settings.images_dir.parent.mkdir(parents=True, exist_ok=True)
     settings.images_dir.write_text("a file where the images folder should be")
-    report = run_checks({"storage": lambda: check_storage(settings)}, timeout=2)
+    report = run_checks({"storage": lambda: check_storage(settings, make_storage(settings))}, timeout=2)
     assert report["storage"].startswith(f"not writable: {settings.images_dir}")
