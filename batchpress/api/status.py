@@ -35,14 +35,14 @@ class StatusReads:
 
     def __init__(self) -> None:
         self.answers = AnswerCache()
-        # On PostgreSQL the revision checks run on two threads of their own: at 32 clients that measured p99 15-18 ms
-        # against 33 ms on Starlette's 40-thread pool, where every hop waits on the GIL behind many threads.
+        # On PostgreSQL the revision checks run on two threads of their own, not on Starlette's 40-thread pool,
+        # where every hop waits on the GIL behind many threads (docs/performance.md).
         self.revision_reads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="status-read")
 
 
-# FastAPI's solving of parameters and dependencies measured a third of this route's time under load (~100 of
-# ~300 us), so it reads its own query and headers: documented here, checked by ``_page`` and ``request_key_id``,
-# and refused with the same 401 and 422 answers as every other route.
+# FastAPI's solving of parameters and dependencies was a third of this route's time under load
+# (docs/performance.md), so it reads its own query and headers: documented here, checked by ``_page`` and
+# ``request_key_id``, and refused with the same 401 and 422 answers as every other route.
 _DOCUMENTED = {
     "security": [{bearer_scheme.scheme_name: []}, {api_key_scheme.scheme_name: []}],
     "parameters": [

@@ -30,7 +30,7 @@ def make_engine(settings: Settings) -> Engine:
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # Enough pooled connections for every thread of the API's thread pool (40): beyond the pool, each checkout
-    # opens a new file handle and reruns the PRAGMAs below, which measured a tenth of a busy status route's time.
+    # opens a new file handle and reruns the PRAGMAs below (docs/performance.md).
     engine = create_engine(settings.database_url, connect_args={"timeout": 60}, pool_size=40, max_overflow=10)
 
     @event.listens_for(engine, "connect")

@@ -30,8 +30,8 @@ def broker_options(settings: Settings) -> dict[str, Any]:
             "data_folder_out": str(messages),
             "control_folder": str(settings.queue_dir / "control"),
             "store_processed": False,
-            # A folder listing 50 times a second costs nothing measurable; at 0.1 s, each chunk of a batch waited
-            # 50 ms on average for its message, and the cores sat idle 15 % of a 320-image batch.
+            # A folder listing 50 times a second costs nothing; slower, each chunk waits for its message (figures:
+            # docs/performance.md).
             "polling_interval": 0.02,
         }
     options: dict[str, Any] = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
@@ -58,9 +58,9 @@ def configure(app: Celery, settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         task_ignore_result=True,
         result_backend=None,
-        # Two messages per pool process: a process that finishes a chunk starts the next one at once instead of
-        # waiting for the broker (measured 79 -> 91 images/s on a 320-image batch). Leases in the database, not the
-        # queue, say who works on what, so a reserved message that is lost or delivered twice changes nothing.
+        # Two messages per pool process: one that finishes a chunk starts the next at once instead of waiting for
+        # the broker (docs/performance.md). Leases in the database, not the queue, say who works on what, so a
+        # reserved message that is lost or delivered twice changes nothing.
         worker_prefetch_multiplier=2,
         # How long a killed pool process holds its slot before Celery gives up on it (default 10 s).
         worker_lost_wait=2.0,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,15 +15,21 @@ from batchpress.api.app import create_app
 from batchpress.config import Settings
 from batchpress.context import Context
 from batchpress.db.migrate import upgrade
+from batchpress.lifecycle.finish import finish
+from batchpress.lifecycle.start import fan_out
+from batchpress.processing.pipeline import ChunkWorker
 
 
 @contextmanager
-def service_context(data_dir: Path, database_url: str = "", **settings: Any) -> Iterator[Context]:
-    """A context as an API or worker process builds it, on a freshly migrated database (SQLite in ``data_dir``
-    unless ``database_url`` names one); the embedded filesystem broker keeps what the API publishes."""
+def service_context(
+    data_dir: Path, database_url: str = "", *, migrate: bool = True, **settings: Any
+) -> Iterator[Context]:
+    """A context as an API or worker process builds it, on a migrated database (SQLite in ``data_dir`` unless
+    ``database_url`` names one); the embedded filesystem broker keeps what the API publishes."""
     settings.setdefault("allow_private_networks", True)
     built = Settings(data_dir=data_dir, database_url=database_url, **settings)
-    upgrade(built)
+    if migrate:
+        upgrade(built)
     context = Context.build(built)
     try:
         yield context
@@ -36,3 +44,30 @@ def api_client(context: Context, **headers: str) -> Iterator[TestClient]:
         create_app(context), base_url=context.settings.public_base_url, raise_server_exceptions=False, headers=headers
     ) as client:
         yield client
+
+
+def process_inline(context: Context, request_id: uuid.UUID) -> list[str]:
+    """What a worker does with a request, here and without a broker: start it, compress every chunk through the
+    real pipeline (downloads, codecs, storage, leases), and let the last write finish it. Returns the webhook
+    events the finish would have published."""
+    chunks: list[list[int]] = []
+    events: list[str] = []
+
+    def publish_event(event_id: str, delay: float = 0) -> None:
+        events.append(event_id)
+
+    worker = ChunkWorker(
+        settings=context.settings,
+        db=context.db,
+        storage=context.storage,
+        client=context.image_client,
+        enqueue_event=publish_event,
+    )
+    finish_it = functools.partial(finish, context.db, settings=context.settings, enqueue_event=publish_event)
+    chunks.append(fan_out(context.db, request_id, lambda _rid, ids: chunks.append(ids), finish_it))
+    try:
+        for chunk in chunks:
+            worker.run(chunk)
+    finally:
+        worker.drain()
+    return events
