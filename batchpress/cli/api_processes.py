@@ -15,21 +15,19 @@ import os
 import signal
 import socket
 import threading
-import time
 from multiprocessing.context import SpawnProcess
 from typing import Literal
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
-from batchpress.cli.backoff import Restarts
 from batchpress.cli.startup import StartupError
+from batchpress.cli.supervision import Child
 from batchpress.logs import configure_logging
 from batchpress.worker.parent_death import die_with_parent
 
 log = logging.getLogger(__name__)
 APP = "batchpress.api.app:create_served_app"
-CHECK_SECONDS = 0.5
 STOP_SECONDS = 10.0
 
 
@@ -102,65 +100,15 @@ def serve_one(host: str, port: int, log_format: Literal["text", "json"]) -> None
     run_server(host, port, [sock])
 
 
-class ApiProcesses:
-    """Keeps ``count`` API processes running until ``stop``. One that dies is replaced, with back-off when it dies
-    soon after it started (cli/backoff.py); one that cannot start (the app fails to load, the port is taken), or
-    keeps dying at start, stops them all, since every replacement would fail the same way."""
+def api_process(host: str, port: int, log_format: Literal["text", "json"]) -> Child:
+    """One API process slot for cli/supervision.py: a spawned ``serve_one``, given ``STOP_SECONDS`` to shut down."""
 
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        log_format: Literal["text", "json"],
-        count: int,
-        stopping: threading.Event | None = None,
-    ) -> None:
-        self._args = (host, port, log_format)
-        self._count = count
-        self._processes: list[SpawnProcess] = []
-        self._restarts = [Restarts() for _ in range(count)]
-        # Set by ``stop``, or by whoever else may end the service (serve's worker supervisor giving up).
-        self._stopping = stopping or threading.Event()
-
-    def run(self) -> None:
-        """Start the processes and watch them; returns after ``stop``, raises ``StartupError`` when one cannot
-        start."""
-        self._processes = [self._spawn(index) for index in range(self._count)]
-        due: dict[int, float] = {}  # slot -> when its replacement starts
-        while not self._stopping.wait(CHECK_SECONDS):
-            for index, process in enumerate(self._processes):
-                if index in due:
-                    if time.monotonic() >= due[index]:
-                        del due[index]
-                        self._processes[index] = self._spawn(index)
-                    continue
-                if process.is_alive():
-                    continue
-                decision = self._restarts[index].exited(process.exitcode, "API process", process.pid)
-                if decision.delay is None:  # cli/main.py prints the StartupError's line
-                    self.stop()
-                    raise StartupError(decision.message, code=decision.exit_code)
-                log.warning("%s", decision.message)
-                due[index] = time.monotonic() + decision.delay
-
-    def _spawn(self, index: int) -> SpawnProcess:
+    def start() -> SpawnProcess:
         process = multiprocessing.get_context("spawn").Process(
-            target=serve_one, args=self._args, name="batchpress-api", daemon=False
+            target=serve_one, args=(host, port, log_format), name="batchpress-api", daemon=False
         )
         process.start()
-        self._restarts[index].started()
         log.info("API process started as process %d", process.pid)
         return process
 
-    def stop(self) -> None:
-        """SIGTERM each process (Uvicorn's graceful shutdown), then SIGKILL what is left after ``STOP_SECONDS``."""
-        self._stopping.set()
-        for process in self._processes:
-            if process.is_alive():
-                process.terminate()
-        for process in self._processes:
-            process.join(STOP_SECONDS)
-            if process.is_alive():
-                log.warning("API process %d did not stop in %d s; killing it", process.pid, STOP_SECONDS)
-                process.kill()
-                process.join()
+    return Child("API process", start, STOP_SECONDS)

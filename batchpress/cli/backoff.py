@@ -3,8 +3,8 @@
 One policy for every supervised child (the ``batchpress worker`` beside ``serve``, each API process): a child that
 dies soon after it was started is failing at start, and starting it again at once would only repeat the failure in
 a tight loop, so the next start waits 1, 2, 4 ... 30 s, and after a few such failures in a row (or one exit with
-``EXIT_STARTUP``, a child's "restarting will not help") the supervisor gives up. A child that ran longer than the
-grace period had started fine; if it dies then it is replaced at once, as before.
+``EXIT_STARTUP``, a child's "restarting will not help") the supervision loop (cli/supervision.py) gives up. A child
+that ran longer than the grace period had started fine; if it dies then it is replaced at once, as before.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ class Decision:
 
 
 class Restarts:
-    """The restart policy for one supervised child slot; ``clock`` is injectable so tests need not sleep."""
+    """The restart policy for one supervised child slot; ``clock`` and ``delay`` are injectable so tests need not
+    sleep."""
 
     def __init__(
         self,
@@ -52,8 +53,10 @@ class Restarts:
         grace_seconds: float = GRACE_SECONDS,
         give_up_after: int = GIVE_UP_AFTER,
         permanent_codes: frozenset[int] = frozenset({EXIT_STARTUP, UVICORN_STARTUP_FAILURE}),
+        delay: Callable[[int], float] = backoff_delay,
     ) -> None:
         self._clock = clock
+        self._delay = delay
         self._grace = grace_seconds
         self._give_up_after = give_up_after
         self._permanent = permanent_codes
@@ -83,7 +86,7 @@ class Restarts:
                 f"{name} keeps failing at start ({self._failures} times in a row, last with exit code {code});"
                 " see its error above",
             )
-        delay = backoff_delay(self._failures - 1)
+        delay = self._delay(self._failures - 1)
         return Decision(
             delay, f"{what} exited with code {code} at start ({uptime:.0f} s); starting another in {delay:g} s"
         )

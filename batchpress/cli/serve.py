@@ -2,9 +2,10 @@
 
 The worker child gets its own session (so a terminal's Ctrl-C reaches only ``serve``, which then stops the worker
 with one SIGTERM to its main process, the shutdown that returns unacknowledged messages) and a parent-death
-signal (so a ``kill -9`` of ``serve`` does not leave it orphaned). If the worker dies, ``serve`` starts another,
-with back-off when it keeps dying at start (cli/backoff.py). Before any of that, both commands check their settings
-and dependencies (cli/startup.py), so a wrong setting stops them with one line instead of a crash loop.
+signal (so a ``kill -9`` of ``serve`` does not leave it orphaned). If the worker or an API process dies, ``serve``
+starts another, with back-off when it keeps dying at start (cli/supervision.py). Before any of that, both commands
+check their settings and dependencies (cli/startup.py), so a wrong setting stops them with one line instead of a
+crash loop.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import sys
 import threading
 
 from batchpress.cli import dependencies, startup
-from batchpress.cli.api_processes import ApiProcesses, check_port_free, run_server
-from batchpress.cli.backoff import Restarts
+from batchpress.cli.api_processes import api_process, check_port_free, run_server
+from batchpress.cli.supervision import Child, PopenProcess, Supervisor
 from batchpress.config import Settings
 from batchpress.db.migrate import upgrade
 from batchpress.worker.parent_death import die_with_parent
@@ -28,66 +29,19 @@ log = logging.getLogger(__name__)
 WORKER_STOP_SECONDS = 30
 
 
-class WorkerSupervisor:
-    """Keeps one ``batchpress worker`` child running until ``stop``; when it keeps failing at start, sets ``failure``
-    and ``give_up``, which stops the API."""
+def worker_process() -> Child:
+    """The ``batchpress worker`` slot for cli/supervision.py, started in a session of its own (see above)."""
 
-    def __init__(self, give_up: threading.Event) -> None:
-        self._give_up = give_up
-        self._stopping = threading.Event()
-        self._lock = threading.Lock()
-        self._child: subprocess.Popen[bytes] | None = None
-        self._thread = threading.Thread(target=self._watch, name="worker-supervisor", daemon=True)
-        self._restarts = Restarts()
-        self.failure: startup.StartupError | None = None
+    def start() -> PopenProcess:
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "batchpress", "worker"],
+            start_new_session=True,
+            preexec_fn=lambda: die_with_parent(signal.SIGTERM),  # only a prctl call after fork
+        )
+        log.info("worker started as process %d", popen.pid)
+        return PopenProcess(popen)
 
-    def start(self) -> None:
-        self._spawn()
-        self._thread.start()
-
-    def _spawn(self) -> None:
-        with self._lock:
-            if self._stopping.is_set():
-                return
-            self._child = subprocess.Popen(
-                [sys.executable, "-m", "batchpress", "worker"],
-                start_new_session=True,
-                preexec_fn=lambda: die_with_parent(signal.SIGTERM),  # only a prctl call after fork
-            )
-            self._restarts.started()
-            log.info("worker started as process %d", self._child.pid)
-
-    def _watch(self) -> None:
-        while not self._stopping.is_set():
-            child = self._child
-            assert child is not None
-            code = child.wait()
-            if self._stopping.is_set():
-                return
-            decision = self._restarts.exited(code, "worker process", child.pid)
-            if decision.delay is None:  # the StartupError raised in run_service prints the line
-                self.failure = startup.StartupError(decision.message, code=decision.exit_code)
-                self._give_up.set()
-                return
-            log.warning("%s", decision.message)
-            if self._stopping.wait(decision.delay):
-                return
-            self._spawn()
-
-    def stop(self) -> None:
-        with self._lock:
-            self._stopping.set()
-            child = self._child
-        if child is None or child.poll() is not None:
-            return
-        child.send_signal(signal.SIGTERM)
-        try:
-            child.wait(timeout=WORKER_STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            log.warning("worker did not stop in %d s; killing it", WORKER_STOP_SECONDS)
-            child.kill()
-            child.wait()
-        log.info("worker stopped")
+    return Child("worker process", start, WORKER_STOP_SECONDS)
 
 
 def is_loopback(host: str) -> bool:
@@ -157,31 +111,31 @@ def run_service(settings: Settings, *, with_worker: bool) -> None:
         log.warning(
             "the broker at %s does not answer yet (%s); serving anyway", startup.shown_url(settings.broker_url), cause
         )
-    stop_api = threading.Event()
-    supervisor = WorkerSupervisor(stop_api) if with_worker else None
-    if supervisor is not None:
-        supervisor.start()
-    try:
-        log.info(
-            "serving on http://%s:%d (public URL %s) with %d API process(es)",
-            settings.host,
-            settings.port,
-            settings.public_base_url,
-            settings.api_workers,
-        )
-        if settings.api_workers == 1:
-            run_server(settings.host, settings.port, stop=stop_api)
-        else:
-            api = ApiProcesses(settings.host, settings.port, settings.log_format, settings.api_workers, stop_api)
-            try:
-                api.run()
-            finally:
-                api.stop()
-    finally:
-        if supervisor is not None:
-            supervisor.stop()
-            if supervisor.failure is not None:
-                raise supervisor.failure
+    stopping = threading.Event()  # set when the API ends, or by the supervisor when a child gives up
+    children = [worker_process()] if with_worker else []
+    if settings.api_workers > 1:
+        children += [api_process(settings.host, settings.port, settings.log_format)] * settings.api_workers
+    supervisor = Supervisor(children, stopping)
+    log.info(
+        "serving on http://%s:%d (public URL %s) with %d API process(es)",
+        settings.host,
+        settings.port,
+        settings.public_base_url,
+        settings.api_workers,
+    )
+    if settings.api_workers == 1:
+        # Uvicorn keeps the main thread, where the signal handlers run; the children are watched beside it.
+        watcher = threading.Thread(target=supervisor.run, name="supervisor", daemon=True)
+        watcher.start()
+        try:
+            run_server(settings.host, settings.port, stop=stopping)
+        finally:
+            stopping.set()
+            watcher.join()
+    else:
+        supervisor.run()
+    if supervisor.failure is not None:  # cli/main.py prints the StartupError's line
+        raise supervisor.failure
 
 
 def _logging_already_configured(**_: object) -> None:
