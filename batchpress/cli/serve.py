@@ -148,7 +148,8 @@ def run_worker(settings: Settings, *, concurrency: int | None) -> None:
     startup.check_database_url(settings)
     startup.check_broker_transport(settings)
     import batchpress.worker.lifecycle  # noqa: F401  (connects the worker's signal handlers)
-    from batchpress.worker.celery_app import celery_app
+    from batchpress.worker import process
+    from batchpress.worker.celery_app import celery_app, configure
 
     # SIGTERM or Ctrl-C while waiting for the database or broker is an ordinary exit; Celery installs its own.
     signal.signal(signal.SIGTERM, _exit_on_signal)
@@ -162,6 +163,8 @@ def run_worker(settings: Settings, *, concurrency: int | None) -> None:
     # Any receiver stops Celery from installing its own handlers (celery.task's included): the CLI configured
     # logging already, so task and worker records come out in the same text or JSON format.
     setup_logging.connect(_logging_already_configured, weak=False)
+    configure(celery_app, settings)
+    process.start(settings)
 
     celery_app.worker_main(
         [
