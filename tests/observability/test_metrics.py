@@ -1,28 +1,36 @@
-"""/metrics counts what the worker processes did, read from the database by the API process that serves it."""
+"""/metrics counts what the worker processes did, read from the database by the API process that serves it.
+
+In this process: the API over the test's own migrated database, and the worker's pipeline and webhook delivery
+run inline, so every count comes from the rows they wrote, as it would across processes.
+"""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
-import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, literal, select
+from starlette.testclient import TestClient
 
+from batchpress.context import Context
 from batchpress.observability.metrics import REASON_LABELS, failure_reason
 from batchpress.processing.compress import ImageRejected, compress_image
 from batchpress.webhooks.signing import new_secret
-from tests.conftest import StartService
+from tests.conftest import migrated_copy
+from tests.support.inprocess import deliver_inline, process_inline, service_context
 from tests.support.photos import make_image
 from tests.support.receiver import Receiver
-from tests.support.servers import ImageServer, Service
+from tests.support.servers import ImageServer
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 SECRET = new_secret()
 
 
-def scrape(service: Service) -> Samples:
-    response = httpx.get(f"{service.base_url}/metrics", timeout=10)
+def scrape(api: TestClient) -> Samples:
+    response = api.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     return {
@@ -40,22 +48,42 @@ def delta(before: Samples, after: Samples, name: str, **labels: str) -> float:
     return value(after, name, **labels) - value(before, name, **labels)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def receiver() -> Iterator[Receiver]:
+    """Module-wide, as closing one waits out its half-second poll; one test posts to it."""
     receiver = Receiver(SECRET)
     yield receiver
     receiver.close()
 
 
+@pytest.fixture
+def context(tmp_path: Path, migrated_template: str, receiver: Receiver) -> Iterator[Context]:
+    """The conftest's context, with the server's webhook at the receiver and one retry, due at once."""
+    with (
+        migrated_copy(migrated_template, tmp_path / "data") as url,
+        service_context(
+            tmp_path / "data",
+            url,
+            migrate=False,
+            webhook_url=receiver.url("/hook"),
+            webhook_secret=SECRET,
+            webhook_retry_schedule="0,0",
+        ) as built,
+    ):
+        yield built
+
+
+def upload(api: TestClient, csv_text: str) -> str:
+    response = api.post("/api/upload/", files={"file": ("products.csv", csv_text.encode(), "text/csv")})
+    assert response.status_code == 202, response.text
+    request_id: str = response.json()["request_id"]
+    return request_id
+
+
 def test_a_batch_moves_every_metric_by_what_it_did(
-    start_service: StartService, image_server: ImageServer, receiver: Receiver
+    context: Context, api: TestClient, image_server: ImageServer, receiver: Receiver
 ) -> None:
     receiver.scripts["/hook"] = ["500"]  # one retry, then delivered
-    service = start_service(
-        BATCHPRESS_WEBHOOK_URL=receiver.url("/hook"),
-        BATCHPRESS_WEBHOOK_SECRET=SECRET,
-        BATCHPRESS_WEBHOOK_RETRY_SCHEDULE="0,1",
-    )
     inputs = {
         image_server.add(f"/metrics/{i}-{kind}", make_image(kind, i, (640, 480)), content_type): make_image(
             kind, i, (640, 480)
@@ -65,17 +93,20 @@ def test_a_batch_moves_every_metric_by_what_it_did(
     missing = image_server.url("/metrics/missing.jpg")
     page = image_server.add("/metrics/page.jpg", b"<!doctype html><html><body>gone</body></html>", "image/jpeg")
     urls = [*inputs, missing, page]
-    before = scrape(service)
+    before = scrape(api)
 
     rows = "\n".join(f"{n},Item {n},{url}" for n, url in enumerate(urls, start=1))
-    request_id = service.upload(f"S. No.,Product Name,Input Image Urls\n{rows}\n").json()["request_id"]
-    status = service.wait_until(request_id)
+    request_id = upload(api, f"S. No.,Product Name,Input Image Urls\n{rows}\n")
+    [event_id] = process_inline(context, uuid.UUID(request_id))
+    deliver_inline(context, event_id)
+    assert [d.answered for d in receiver.at("/hook")] == [500, 200]
+    status = api.get(f"/api/status/{request_id}/").json()
     assert status["status"] == "completed_with_errors"
-    receiver.wait_for("/hook", 2)
-    service.wait_until(request_id, lambda s: s["webhook"]["state"] == "delivered", timeout=30)
-    after = scrape(service)
+    assert status["webhook"]["state"] == "delivered"
+    after = scrape(api)
 
-    outputs = [httpx.get(p["output_image_urls"][0]).content for p in status["products"][:3]]
+    outputs = [api.get(p["output_image_urls"][0]).content for p in status["products"][:3]]
+
     assert delta(before, after, "batchpress_images_processed_total") == 3
     assert delta(before, after, "batchpress_image_input_bytes_total") == sum(len(data) for data in inputs.values())
     assert delta(before, after, "batchpress_image_output_bytes_total") == sum(len(data) for data in outputs)
@@ -101,17 +132,16 @@ def test_a_batch_moves_every_metric_by_what_it_did(
     assert delta(before, after, "batchpress_webhook_delivery_attempts_total", outcome="gave_up") == 0
     assert value(after, "batchpress_metrics_database_up") == 1
 
-    schema = httpx.get(f"{service.base_url}/openapi.json").json()
+    schema = api.get("/openapi.json").json()
     assert "/metrics" not in schema["paths"]
     assert "/readyz" in schema["paths"]
 
 
-def test_queue_depth_counts_images_no_worker_has_taken(start_service: StartService, image_server: ImageServer) -> None:
-    service = start_service("--no-worker")
+def test_queue_depth_counts_images_no_worker_has_taken(api: TestClient, image_server: ImageServer) -> None:
     url = image_server.add("/metrics/queued.jpg", make_image("jpeg", 1, (320, 240)))
     rows = "\n".join(f"{n},Item {n},{url}" for n in range(1, 8))
-    assert service.upload(f"S. No.,Product Name,Input Image Urls\n{rows}\n").status_code == 202
-    samples = scrape(service)
+    upload(api, f"S. No.,Product Name,Input Image Urls\n{rows}\n")
+    samples = scrape(api)
     assert value(samples, "batchpress_queue_depth", state="pending") == 7
     assert value(samples, "batchpress_images_processed_total") == 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from batchpress.db.migrate import upgrade
 from batchpress.lifecycle.finish import finish
 from batchpress.lifecycle.start import fan_out
 from batchpress.processing.pipeline import ChunkWorker
+from batchpress.webhooks.delivery import attempt
 
 
 @contextmanager
@@ -71,3 +73,16 @@ def process_inline(context: Context, request_id: uuid.UUID) -> list[str]:
     finally:
         worker.drain()
     return events
+
+
+# Longer than any near-0 delay of a test's schedule (jitter included), short enough that no test sits waiting.
+QUICK_RETRY_SECONDS = 0.5
+
+
+def deliver_inline(context: Context, event_id: str) -> None:
+    """What a worker's delivery task does with an event, here: one attempt, then the next for as long as the
+    answer calls for one. The test's retry schedule must make every wait near 0; a longer one fails the test
+    rather than sleep it out."""
+    while (delay := attempt(context.db, event_id, context.settings, context.webhook_client)) is not None:
+        assert delay <= QUICK_RETRY_SECONDS, f"the test's schedule asks for a {delay:.1f} s wait"
+        time.sleep(delay)
