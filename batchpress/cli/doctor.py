@@ -6,7 +6,6 @@ that do not load) fails without stopping the others that do not depend on it.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,19 +13,17 @@ from pathlib import Path
 import typer
 from pydantic import ValidationError
 
-from batchpress.cli.dependencies import broker_not_ready, database_problem
+from batchpress.cli.dependencies import CONNECT_TIMEOUT_SECONDS, broker_not_ready, database_cause, probe_engine
 from batchpress.cli.startup import (
     StartupError,
     check_broker_transport,
     check_database_url,
-    first_line,
-    mask_url,
     settings_problems,
     shown_url,
 )
 from batchpress.config import Settings
-
-__all__ = ["mask_url", "run_checks"]  # mask_url moved to cli/startup.py; importers of it from here keep working
+from batchpress.observability.probes import ProbeFailed, first_line, mask_url, probe_database, probe_storage
+from batchpress.storage import make_storage
 
 
 @dataclass(frozen=True)
@@ -94,7 +91,7 @@ def settings_lines(settings: Settings) -> list[str]:
 def database_check(settings: Settings) -> Check:
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
-    from sqlalchemy import create_engine, make_url, pool
+    from sqlalchemy import make_url
 
     from batchpress.db.migrate import alembic_config
 
@@ -107,14 +104,14 @@ def database_check(settings: Settings) -> Check:
     if settings.is_sqlite and url.database and not Path(url.database).exists():
         return Check("database", True, f"{url.database} does not exist yet; `batchpress serve` or `migrate` creates it")
     heads = set(ScriptDirectory.from_config(alembic_config(settings)).get_heads())
-    connect_args = {} if settings.is_sqlite else {"connect_timeout": 5}
-    engine = create_engine(settings.database_url, poolclass=pool.NullPool, connect_args=connect_args)
+    engine = probe_engine(settings)
     try:
+        probe_database(engine, CONNECT_TIMEOUT_SECONDS)
         with engine.connect() as connection:
             current = set(MigrationContext.configure(connection).get_current_heads())
-    except Exception as exc:
+    except ProbeFailed as failure:
         try:
-            cause = database_problem(exc, settings)
+            cause = database_cause(failure, settings)
         except StartupError as refused:
             return Check("database", False, refused.problem, refused.fix)
         return Check("database", False, f"cannot reach {shown}: {cause}", "start it or fix BATCHPRESS_DATABASE_URL")
@@ -154,28 +151,21 @@ def broker_check(settings: Settings) -> Check:
 
 
 def storage_check(settings: Settings) -> Check:
+    storage = make_storage(settings)
     try:
-        if settings.storage == "s3":
-            from batchpress.storage.s3 import S3Storage
-
-            storage = S3Storage.from_settings(settings)
-            storage.check()
-            return Check("storage", True, f"S3 bucket {settings.s3_bucket!r} at {storage.client.meta.endpoint_url}")
-        from batchpress.storage.local import LocalStorage
-
-        # Through the real save path: a temp file in tmp_dir renamed into images_dir, which fails when the two
-        # are on different filesystems.
-        local = LocalStorage(settings.images_dir, settings.tmp_dir, settings.public_base_url)
-        key = f".doctor-{uuid.uuid4().hex}.tmp"
-        local.save(key, b"ok", "text/plain")
-        local.path_for(key).unlink()
-    except Exception as exc:
+        probe_storage(storage)
+    except ProbeFailed as failure:
         fix = (
             "check the BATCHPRESS_S3_* settings and credentials"
             if settings.storage == "s3"
-            else (f"make {settings.data_dir} writable for this user, or fix BATCHPRESS_DATA_DIR")
+            else f"make {settings.data_dir} writable for this user, or fix BATCHPRESS_DATA_DIR"
         )
-        return Check("storage", False, f"cannot write: {first_line(exc)}", fix)
+        return Check("storage", False, f"cannot write: {failure.cause}", fix)
+    if settings.storage == "s3":
+        from batchpress.storage.s3 import S3Storage
+
+        endpoint = storage.client.meta.endpoint_url if isinstance(storage, S3Storage) else settings.s3_endpoint_url
+        return Check("storage", True, f"S3 bucket {settings.s3_bucket!r} at {endpoint}")
     return Check("storage", True, f"local, {settings.images_dir} writable")
 
 

@@ -20,6 +20,8 @@ from pydantic import SecretStr, ValidationError
 
 from batchpress.cli.backoff import EXIT_STARTUP
 from batchpress.config import Settings
+from batchpress.observability.probes import first_line as first_line  # "as": serve.py reads both from here
+from batchpress.observability.probes import mask_url as mask_url
 
 log = logging.getLogger(__name__)
 
@@ -64,26 +66,9 @@ def report(error: StartupError) -> None:
         print(f"error: {error.line}", file=sys.stderr, flush=True)
 
 
-def mask_url(url: str) -> str:
-    """The URL with any password replaced by ``***``."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    authority, slash, path = rest.partition("/")
-    userinfo, at, hostport = authority.rpartition("@")
-    if at and ":" in userinfo:
-        authority = f"{userinfo.split(':', 1)[0]}:***@{hostport}"
-    return f"{scheme}://{authority}{slash}{path}"
-
-
 def shown_url(url: str) -> str:
     """The URL as an operator wrote it, password masked (config.py adds ``+psycopg`` to ``postgresql://``)."""
     return mask_url(url).replace("postgresql+psycopg://", "postgresql://", 1)
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return text[0].strip() if text else type(exc).__name__
 
 
 def import_error(exc: ImportError) -> StartupError:

@@ -36,7 +36,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from batchpress.db.engine import Database
 from batchpress.models import Image, ImageState, WebhookAttempt
-from batchpress.observability.readiness import limit_statement_time
+from batchpress.observability.probes import limit_statement_time
 
 log = logging.getLogger(__name__)
 

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 import simplejpeg
 
-from batchpress.cli.doctor import mask_url, simplejpeg_check
+from batchpress.cli.doctor import simplejpeg_check
 from tests.cli.test_client import batchpress
-
-
-@pytest.mark.parametrize(
-    ("url", "shown"),
-    [
-        ("postgresql+psycopg://app:s3cret@db:5432/bp", "postgresql+psycopg://app:***@db:5432/bp"),
-        ("redis://:pw@[::1]:6379/0", "redis://:***@[::1]:6379/0"),
-        ("amqp://guest@rabbit//", "amqp://guest@rabbit//"),
-        ("sqlite:////data/batchpress.db", "sqlite:////data/batchpress.db"),
-    ],
-)
-def test_passwords_are_masked(url: str, shown: str) -> None:
-    assert mask_url(url) == shown
+from tests.support.cluster import postgres_admin_url
+from tests.support.servers import free_port
 
 
 def test_doctor_passes_on_a_fresh_data_dir(tmp_path: Path) -> None:
@@ -51,3 +41,19 @@ def test_doctor_fails_on_an_unreachable_broker(tmp_path: Path) -> None:
     assert run.returncode == 1
     assert "FAIL  broker     cannot use redis://127.0.0.1:1/0" in run.stdout
     assert "ok    storage" in run.stdout
+
+
+@pytest.mark.parametrize("kind", ["missing", "closed"])
+def test_doctor_names_a_database_it_cannot_use(tmp_path: Path, kind: str) -> None:
+    server = postgres_admin_url().rpartition("/")[0]
+    if kind == "missing":
+        url = f"{server}/bp_missing_{uuid.uuid4().hex[:12]}"
+        line = f'FAIL  database   BATCHPRESS_DATABASE_URL={url}: database "{url.rpartition("/")[2]}" does not exist'
+        fix = "-> create that database or fix BATCHPRESS_DATABASE_URL"
+    else:
+        url = f"postgresql://root@127.0.0.1:{free_port()}/test"
+        line = f"FAIL  database   cannot reach {url}: connection refused"
+        fix = "-> start it or fix BATCHPRESS_DATABASE_URL"
+    run = batchpress("doctor", cwd=tmp_path, BATCHPRESS_DATA_DIR=str(tmp_path / "data"), BATCHPRESS_DATABASE_URL=url)
+    assert run.returncode == 1
+    assert f"{line} {fix}" in run.stdout

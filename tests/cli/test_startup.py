@@ -17,6 +17,9 @@ from pathlib import Path
 import pytest
 
 from batchpress.cli.backoff import EXIT_STARTUP
+from batchpress.cli.dependencies import broker_not_ready
+from batchpress.cli.startup import StartupError
+from batchpress.config import Settings
 from tests.support.cluster import port_open, postgres_admin_url
 from tests.support.servers import REPO, free_port
 
@@ -225,6 +228,24 @@ def test_an_unreachable_broker_is_waited_for_by_the_worker(tmp_path: Path) -> No
         BATCHPRESS_BROKER_URL=f"amqp://guest:secret@127.0.0.1:{port}//",
     )
     assert "secret" not in (tmp_path / "worker.log").read_text()
+
+
+def test_serve_is_told_why_the_broker_does_not_answer_yet() -> None:
+    assert broker_not_ready(Settings(broker_url="redis://127.0.0.1:6379/9")) is None
+    assert broker_not_ready(Settings(broker_url=f"redis://127.0.0.1:{free_port()}/9")) == "connection refused"
+
+
+def test_a_filesystem_queue_that_cannot_be_written_is_permanent(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    messages = settings.queue_dir / "messages"
+    settings.queue_dir.mkdir()
+    messages.write_text("a file where the queue's folder should be")
+    with pytest.raises(StartupError) as raised:
+        broker_not_ready(settings)
+    assert raised.value.line == (
+        f"BATCHPRESS_BROKER_URL=filesystem://: the queue is not writable: {messages}: File exists; "
+        "make it writable for this user, or fix BATCHPRESS_DATA_DIR"
+    )
 
 
 def set_revision(tmp_path: Path, revision: str) -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 import httpx
 
 from batchpress.config import Settings
-from batchpress.observability.readiness import check_broker, check_storage, run_checks
+from batchpress.observability.probes import probe_broker, probe_storage
+from batchpress.observability.readiness import run_checks
 from batchpress.storage import make_storage
 from tests.conftest import StartService
 from tests.support.photos import make_image
@@ -61,8 +62,12 @@ def test_a_hung_check_is_reported_as_timed_out() -> None:
 
 def test_filesystem_broker_and_local_storage_need_writable_folders(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path)
-    check_broker(settings)
-    settings.images_dir.parent.mkdir(parents=True, exist_ok=True)
+    storage = make_storage(settings)
+    assert run_checks({"broker": lambda: probe_broker(settings, 2), "storage": lambda: probe_storage(storage)}, 2) == {
+        "broker": "ok",
+        "storage": "ok",
+    }
+    settings.images_dir.rmdir()
     settings.images_dir.write_text("a file where the images folder should be")
-    report = run_checks({"storage": lambda: check_storage(settings, make_storage(settings))}, timeout=2)
-    assert report["storage"].startswith(f"not writable: {settings.images_dir}")
+    report = run_checks({"storage": lambda: probe_storage(storage)}, timeout=2)
+    assert report["storage"].startswith(f"not writable: {settings.images_dir}: ")
