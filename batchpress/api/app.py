@@ -19,6 +19,7 @@ from batchpress.config import Settings
 from batchpress.context import Context
 from batchpress.observability import router as operations_router
 from batchpress.observability.metrics import make_registry
+from batchpress.observability.readiness import check_pool
 from batchpress.web import pages
 
 DESCRIPTION = """Upload a CSV of product image URLs; every image is compressed in the background.
@@ -69,6 +70,7 @@ def create_app(context: Context) -> FastAPI:
     app.state.context = context
     app.state.status_reads = StatusReads()
     app.state.metrics = make_registry(context.db)
+    app.state.readiness_checks = check_pool()
     # Hashed once here; the dependency in api/auth.py compares digests only.
     app.state.api_keys = ApiKeys.from_settings(settings)
     install_error_handlers(app)

@@ -50,9 +50,9 @@ class Readiness(BaseModel):
         },
     },
 )
-def readyz(ctx: Ctx) -> JSONResponse:
+def readyz(request: Request, ctx: Ctx) -> JSONResponse:
     """Each check is bounded, so the probe answers within about two seconds whatever hangs."""
-    report = readiness(ctx.settings, ctx.db.engine, ctx.storage)
+    report = readiness(request.app.state.readiness_checks, ctx.settings, ctx.db.engine, ctx.storage)
     ready = all(value == OK for value in report.values())
     body = Readiness(status="ready" if ready else "not_ready", checks=report)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)

@@ -24,9 +24,14 @@ log = logging.getLogger(__name__)
 
 CHECK_TIMEOUT_SECONDS = 2.0
 OK = "ok"
-_POOL = ThreadPoolExecutor(max_workers=6, thread_name_prefix="readyz")
 
 Check = Callable[[], None]
+
+
+def check_pool() -> ThreadPoolExecutor:
+    """One per API process (api/app.py): bounded, so a storm of probes queues behind hung checks instead of piling
+    up threads."""
+    return ThreadPoolExecutor(max_workers=6, thread_name_prefix="readyz")
 
 
 def checks(settings: Settings, engine: Engine, storage: ImageStorage) -> dict[str, Check]:
@@ -38,14 +43,18 @@ def checks(settings: Settings, engine: Engine, storage: ImageStorage) -> dict[st
 
 
 def readiness(
-    settings: Settings, engine: Engine, storage: ImageStorage, timeout: float = CHECK_TIMEOUT_SECONDS
+    pool: ThreadPoolExecutor,
+    settings: Settings,
+    engine: Engine,
+    storage: ImageStorage,
+    timeout: float = CHECK_TIMEOUT_SECONDS,
 ) -> dict[str, str]:
     """Every check by name: ``"ok"`` or what is wrong, never waiting longer than ``timeout`` in all."""
-    return run_checks(checks(settings, engine, storage), timeout)
+    return run_checks(pool, checks(settings, engine, storage), timeout)
 
 
-def run_checks(named: dict[str, Check], timeout: float) -> dict[str, str]:
-    futures = {name: _POOL.submit(_outcome, name, check) for name, check in named.items()}
+def run_checks(pool: ThreadPoolExecutor, named: dict[str, Check], timeout: float) -> dict[str, str]:
+    futures = {name: pool.submit(_outcome, name, check) for name, check in named.items()}
     wait(futures.values(), timeout=timeout)
     report = {}
     for name, future in futures.items():

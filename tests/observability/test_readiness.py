@@ -10,7 +10,7 @@ import httpx
 
 from batchpress.config import Settings
 from batchpress.observability.probes import probe_broker, probe_storage
-from batchpress.observability.readiness import run_checks
+from batchpress.observability.readiness import check_pool, run_checks
 from batchpress.storage import make_storage
 from tests.conftest import StartService
 from tests.support.photos import make_image
@@ -54,7 +54,9 @@ def test_a_dead_broker_is_named_and_neither_probe_nor_upload_hangs(
 def test_a_hung_check_is_reported_as_timed_out() -> None:
     release = threading.Event()
     started = time.monotonic()
-    report = run_checks({"database": lambda: None, "broker": lambda: release.wait(10) and None}, timeout=0.3)
+    report = run_checks(
+        check_pool(), {"database": lambda: None, "broker": lambda: release.wait(10) and None}, timeout=0.3
+    )
     release.set()
     assert time.monotonic() - started < 2
     assert report == {"database": "ok", "broker": "timed out after 0.3 s"}
@@ -63,11 +65,13 @@ def test_a_hung_check_is_reported_as_timed_out() -> None:
 def test_filesystem_broker_and_local_storage_need_writable_folders(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path)
     storage = make_storage(settings)
-    assert run_checks({"broker": lambda: probe_broker(settings, 2), "storage": lambda: probe_storage(storage)}, 2) == {
+    assert run_checks(
+        check_pool(), {"broker": lambda: probe_broker(settings, 2), "storage": lambda: probe_storage(storage)}, 2
+    ) == {
         "broker": "ok",
         "storage": "ok",
     }
     settings.images_dir.rmdir()
     settings.images_dir.write_text("a file where the images folder should be")
-    report = run_checks({"storage": lambda: probe_storage(storage)}, timeout=2)
+    report = run_checks(check_pool(), {"storage": lambda: probe_storage(storage)}, timeout=2)
     assert report["storage"].startswith(f"not writable: {settings.images_dir}: ")
