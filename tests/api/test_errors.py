@@ -8,31 +8,20 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from starlette.testclient import TestClient
 
 from batchpress.context import Context
 from batchpress.logs import RequestIdFilter
-from tests.conftest import fresh_database
-from tests.support.inprocess import api_client
+from tests.api.test_upload_validation import stored_rows
+from tests.conftest import StartService
+from tests.support.inprocess import api_client, api_with_settings
 from tests.support.servers import Service
 
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
-
-
-@pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    """JSON logs and a small upload limit, so a 413 is cheap to provoke."""
-    with fresh_database() as url:
-        env = {"BATCHPRESS_LOG_FORMAT": "json", "BATCHPRESS_MAX_UPLOAD_BYTES": "2000"}
-        if url:
-            env["BATCHPRESS_DATABASE_URL"] = url
-        started = Service(tmp_path_factory.mktemp("errors") / "data", env, ("--no-worker",)).start()
-        yield started
-        started.stop()
 
 
 def error_of(response: httpx.Response, status_code: int, code: str) -> dict[str, Any]:
@@ -46,12 +35,12 @@ def error_of(response: httpx.Response, status_code: int, code: str) -> dict[str,
     return error
 
 
-def test_unknown_route_is_a_404(service: Service) -> None:
-    error_of(httpx.get(f"{service.base_url}/api/nothing-here/", timeout=10), 404, "not_found")
+def test_unknown_route_is_a_404(api: TestClient) -> None:
+    error_of(api.get("/api/nothing-here/"), 404, "not_found")
 
 
-def test_wrong_method_is_a_405(service: Service) -> None:
-    response = httpx.get(f"{service.base_url}/api/upload/", timeout=10)
+def test_wrong_method_is_a_405(api: TestClient) -> None:
+    response = api.get("/api/upload/")
     error_of(response, 405, "method_not_allowed")
     assert response.headers["allow"] == "POST"
 
@@ -66,32 +55,35 @@ def test_wrong_method_is_a_405(service: Service) -> None:
         ({"offset": "1.5"}, "query.offset", "valid integer"),
     ],
 )
-def test_bad_query_parameter_is_a_422(service: Service, params: dict[str, str], location: str, message: str) -> None:
-    response = httpx.get(f"{service.base_url}/api/status/{uuid.uuid4()}/", params=params, timeout=10)
+def test_bad_query_parameter_is_a_422(api: TestClient, params: dict[str, str], location: str, message: str) -> None:
+    response = api.get(f"/api/status/{uuid.uuid4()}/", params=params)
     error = error_of(response, 422, "invalid_request")
     assert error["details"][0]["location"] == location
     assert message in error["details"][0]["message"]
     assert location in error["message"]
 
 
-def test_oversized_upload_is_a_413(service: Service) -> None:
+def test_oversized_upload_is_a_413(context: Context) -> None:
     csv = "S. No.,Product Name,Input Image Urls\n" + "".join(
         f"{i},Item {i},https://cdn.example.com/{i}.jpg\n" for i in range(1, 200)
     )
-    error_of(service.upload(csv), 413, "invalid_csv")
+    with api_with_settings(context, max_upload_bytes=2000) as api:
+        response = api.post("/api/upload/", files={"file": ("products.csv", csv.encode(), "text/csv")})
+    error_of(response, 413, "invalid_csv")
+    assert stored_rows(context) == (0, 0, 0)
 
 
-def test_an_incoming_request_id_is_echoed_and_a_bad_one_replaced(service: Service) -> None:
+def test_an_incoming_request_id_is_echoed_and_a_bad_one_replaced(api: TestClient) -> None:
     mine = "client-req_42.v1"
-    response = httpx.get(f"{service.base_url}/api/nothing/", headers={"X-Request-ID": mine}, timeout=10)
+    response = api.get("/api/nothing/", headers={"X-Request-ID": mine})
     assert response.headers["x-request-id"] == mine
     assert error_of(response, 404, "not_found")["request_id"] == mine
 
     for bad in ["has spaces", "x" * 65, "semi;colon"]:
-        response = httpx.get(f"{service.base_url}/api/nothing/", headers={"X-Request-ID": bad}, timeout=10)
+        response = api.get("/api/nothing/", headers={"X-Request-ID": bad})
         assert GENERATED_ID.fullmatch(response.headers["x-request-id"]), bad
 
-    ok = httpx.get(f"{service.base_url}/healthz", timeout=10)
+    ok = api.get("/healthz")
     assert ok.status_code == 200
     assert GENERATED_ID.fullmatch(ok.headers["x-request-id"])
 
@@ -101,7 +93,9 @@ def json_lines(service: Service) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def test_json_logs_carry_the_request_id_of_an_error(service: Service) -> None:
+def test_json_logs_carry_the_request_id_of_an_error(start_service: StartService) -> None:
+    """A process of its own: what a log collector reads is everything ``serve`` writes, each line a JSON object."""
+    service = start_service("--no-worker", BATCHPRESS_LOG_FORMAT="json")
     request_id = f"json-log-{uuid.uuid4().hex}"
     response = httpx.get(f"{service.base_url}/api/missing/", headers={"X-Request-ID": request_id}, timeout=10)
     assert response.status_code == 404
@@ -119,7 +113,7 @@ def test_json_logs_carry_the_request_id_of_an_error(service: Service) -> None:
 def test_an_unexpected_error_is_a_500_without_details_but_logged_with_its_id(
     context: Context, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """In-process: the one failure a healthy real service cannot be made to show is an unexpected error."""
+    """The one failure a healthy real service cannot be made to show is an unexpected error."""
 
     def database_down(*_: object, **__: object) -> None:
         raise RuntimeError("connection to db.internal failed: password=hunter2")

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
-from tests.support.servers import Service
+from starlette.testclient import TestClient
 
 
 def resolve(schema: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
@@ -26,8 +24,8 @@ def has_example(response: dict[str, Any], spec: dict[str, Any]) -> bool:
     return False
 
 
-def test_every_route_documents_an_example_answer(api_only: Service) -> None:
-    spec = httpx.get(f"{api_only.base_url}/openapi.json").json()
+def test_every_route_documents_an_example_answer(api: TestClient) -> None:
+    spec = api.get("/openapi.json").json()
     missing = []
     for path, operations in spec["paths"].items():
         for method, operation in operations.items():
@@ -38,6 +36,6 @@ def test_every_route_documents_an_example_answer(api_only: Service) -> None:
             if body is not None and not ("examples" in body or "example" in body):
                 missing.append(f"{method.upper()} {path} (request body)")
     assert missing == []
-    docs = httpx.get(f"{api_only.base_url}/docs")
+    docs = api.get("/docs")
     assert docs.status_code == 200
     assert "swagger" in docs.text.lower()

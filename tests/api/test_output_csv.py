@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 
-import httpx
+from starlette.testclient import TestClient
 
-from tests.conftest import StartService
+from batchpress.context import Context
+from tests.support.inprocess import process_inline
 from tests.support.photos import make_image
 from tests.support.servers import ImageServer
 
 
 def test_output_csv_lines_up_with_the_input_and_neutralises_formulas(
-    start_service: StartService, image_server: ImageServer
+    context: Context, api: TestClient, image_server: ImageServer
 ) -> None:
     good = [image_server.add(f"/outcsv/{i}.jpg", make_image("jpeg", i, (320, 240))) for i in range(3)]
     missing = image_server.url("/outcsv/missing.jpg")
@@ -26,16 +28,22 @@ def test_output_csv_lines_up_with_the_input_and_neutralises_formulas(
         f'5,"{names[4]}",{good[1]}',
         f'6,"{names[5]}",{good[2]}',
     ]
-    service = start_service()
-    request_id = service.upload("S. No.,Product Name,Input Image Urls\n" + "\n".join(rows) + "\n").json()["request_id"]
-    early = httpx.get(f"{service.base_url}/api/requests/{request_id}/output.csv")
-    assert early.status_code in (200, 409)
-    if early.status_code == 409:
-        assert "has finished" in early.json()["error"]["message"]
-    status = service.wait_until(request_id)
-    assert status["output_csv_url"] == f"{service.base_url}/api/requests/{request_id}/output.csv"
+    body = "S. No.,Product Name,Input Image Urls\n" + "\n".join(rows) + "\n"
+    accepted = api.post("/api/upload/", files={"file": ("p.csv", body.encode(), "text/csv")})
+    assert accepted.status_code == 202, accepted.text
+    request_id = accepted.json()["request_id"]
+    csv_url = f"{context.settings.public_base_url}/api/requests/{request_id}/output.csv"
 
-    response = httpx.get(status["output_csv_url"])
+    early = api.get(csv_url)
+    assert early.status_code == 409
+    assert "has finished" in early.json()["error"]["message"]
+
+    process_inline(context, uuid.UUID(request_id))
+    status = api.get(f"/api/status/{request_id}/").json()
+    assert status["status"] == "completed_with_errors"
+    assert status["output_csv_url"] == csv_url
+
+    response = api.get(status["output_csv_url"])
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
     table = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
@@ -48,8 +56,13 @@ def test_output_csv_lines_up_with_the_input_and_neutralises_formulas(
     assert first_outputs[1] == ""
     for row, product in zip(table[1:], status["products"], strict=True):
         assert row[3].split(",") == [u or "" for u in product["output_image_urls"]]
+    # Every listed output is really there, a JPEG served by the app.
+    for url in {url for row in table[1:] for url in row[3].split(",") if url}:
+        served = api.get(url)
+        assert served.status_code == 200, url
+        assert served.content.startswith(b"\xff\xd8")
 
-    unknown = httpx.get(f"{service.base_url}/api/requests/00000000-0000-0000-0000-000000000000/output.csv")
+    unknown = api.get("/api/requests/00000000-0000-0000-0000-000000000000/output.csv")
     assert unknown.status_code == 404
 
 

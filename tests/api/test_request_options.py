@@ -3,20 +3,30 @@
 from __future__ import annotations
 
 import io
+import uuid
+from typing import Any
 
 import httpx
 import pytest
 from PIL import Image, features
+from starlette.testclient import TestClient
 
-from tests.conftest import StartService
+from batchpress.context import Context
+from tests.api.test_upload_validation import stored_rows
+from tests.support.inprocess import process_inline
 from tests.support.photos import jpeg_quality, make_image
-from tests.support.servers import ImageServer, Service
+from tests.support.servers import ImageServer
 
 
-def upload(service: Service, csv_text: str, **fields: str) -> httpx.Response:
-    return httpx.post(
-        f"{service.base_url}/api/upload/", files={"file": ("p.csv", csv_text.encode())}, data=fields, timeout=30
-    )
+def upload(api: TestClient, csv_text: str, **fields: str) -> httpx.Response:
+    return api.post("/api/upload/", files={"file": ("p.csv", csv_text.encode())}, data=fields)
+
+
+def status_of(api: TestClient, request_id: str) -> dict[str, Any]:
+    response = api.get(f"/api/status/{request_id}/")
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
 
 
 @pytest.fixture(scope="module")
@@ -26,41 +36,45 @@ def csv_text(image_server: ImageServer) -> str:
     return f'S. No.,Product Name,Input Image Urls\n1,Shoe,"{jpeg},{png}"\n'
 
 
-def outputs(service: Service, request_id: str) -> list[Image.Image]:
-    status = service.wait_until(request_id)
+def processed(context: Context, api: TestClient, csv_text: str, **fields: str) -> str:
+    """Upload with ``fields`` and compress the request here, as a worker would; the request's id."""
+    answer = upload(api, csv_text, **fields)
+    assert answer.status_code == 202, answer.text
+    request_id: str = answer.json()["request_id"]
+    process_inline(context, uuid.UUID(request_id))
+    return request_id
+
+
+def outputs(api: TestClient, request_id: str) -> list[Image.Image]:
+    status = status_of(api, request_id)
     assert status["status"] == "completed", status["products"][0]["errors"]
-    images = []
+    images: list[Image.Image] = []
     for url in status["products"][0]["output_image_urls"]:
-        image = Image.open(io.BytesIO(httpx.get(url).content))
+        image = Image.open(io.BytesIO(api.get(url).content))
         image.load()
         images.append(image)
     return images
 
 
-def test_quality_format_and_size_are_honoured(
-    start_service: StartService, image_server: ImageServer, csv_text: str
-) -> None:
-    service = start_service()
-    answer = upload(service, csv_text, quality="80", output_format="jpeg", max_dimension="400")
-    assert answer.status_code == 202, answer.text
-    request_id = answer.json()["request_id"]
-    assert service.status(request_id)["options"] == {"quality": 80, "output_format": "jpeg", "max_dimension": 400}
-    jpeg, png = outputs(service, request_id)
+def test_quality_format_and_size_are_honoured(context: Context, api: TestClient, csv_text: str) -> None:
+    request_id = processed(context, api, csv_text, quality="80", output_format="jpeg", max_dimension="400")
+    assert status_of(api, request_id)["options"] == {"quality": 80, "output_format": "jpeg", "max_dimension": 400}
+    jpeg, png = outputs(api, request_id)
     assert (jpeg.format, jpeg.size) == ("JPEG", (400, 300))
     assert (png.format, png.size) == ("JPEG", (400, 300))  # alpha flattened: the user asked for JPEG
-    status = service.status(request_id)
-    first = httpx.get(status["products"][0]["output_image_urls"][0]).content
+    status = status_of(api, request_id)
+    first = api.get(status["products"][0]["output_image_urls"][0]).content
     assert abs(jpeg_quality(first) - 80) <= 1
 
-    webp = upload(service, csv_text, output_format="webp").json()["request_id"]
-    assert [(i.format, i.size) for i in outputs(service, webp)] == [("WEBP", (1200, 900)), ("WEBP", (800, 600))]
+    webp = processed(context, api, csv_text, output_format="webp")
+    assert [(i.format, i.size) for i in outputs(api, webp)] == [("WEBP", (1200, 900)), ("WEBP", (800, 600))]
 
     if features.check("avif"):
-        avif = upload(service, csv_text, output_format="AVIF", max_dimension="2000").json()["request_id"]
-        assert [i.size for i in outputs(service, avif)] == [(1200, 900), (800, 600)]  # never enlarged
-        url = service.status(avif)["products"][0]["output_image_urls"][0]
+        avif = processed(context, api, csv_text, output_format="AVIF", max_dimension="2000")
+        assert [i.size for i in outputs(api, avif)] == [(1200, 900), (800, 600)]  # never enlarged
+        url = status_of(api, avif)["products"][0]["output_image_urls"][0]
         assert url.endswith(".avif")
-        assert httpx.get(url).headers["content-type"] == "image/avif"
+        assert api.get(url).headers["content-type"] == "image/avif"
 
 
 @pytest.mark.parametrize(
@@ -75,10 +89,11 @@ def test_quality_format_and_size_are_honoured(
     ],
 )
 def test_bad_options_are_a_400_naming_the_field(
-    api_only: Service, csv_text: str, fields: dict[str, str], named: str
+    context: Context, api: TestClient, csv_text: str, fields: dict[str, str], named: str
 ) -> None:
-    response = upload(api_only, csv_text, **fields)
+    response = upload(api, csv_text, **fields)
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["code"] == "invalid_options"
     assert error["message"].startswith(f"{named}:")
+    assert stored_rows(context) == (0, 0, 0)

@@ -1,5 +1,6 @@
-"""Large uploads through the real API: refused whole on a late error, stored in CSV order, and never in the way of
-the status reads and other uploads that arrive meanwhile."""
+"""Large uploads: refused whole on a late error, stored in CSV order, and never in the way of the status reads and
+other uploads that arrive meanwhile (the one test here that needs ``batchpress serve``: Uvicorn's event loop and
+thread pool, and SQLite's locks between connections)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ import uuid
 
 import httpx
 import psycopg
+from starlette.testclient import TestClient
 
+from batchpress.context import Context
+from tests.api.test_upload_validation import stored_rows
 from tests.support.servers import Service
 
 HEADER = "S. No.,Product Name,Input Image Urls\n"
@@ -43,28 +47,32 @@ def stored_products(service: Service, name_prefix: str) -> int:
     return int(row[0])
 
 
-def test_an_error_on_the_last_line_stores_nothing(api_only: Service) -> None:
-    name = f"Late-{uuid.uuid4().hex[:6]}"
-    response = post(api_only, big_csv(4000, name, last_line="4001,Boot,not-a-url\n"))
+def upload(api: TestClient, body: str) -> httpx.Response:
+    return api.post("/api/upload/", files={"file": ("p.csv", body.encode(), "text/csv")})
+
+
+def test_an_error_on_the_last_line_stores_nothing(context: Context, api: TestClient) -> None:
+    response = upload(api, big_csv(4000, "Late", last_line="4001,Boot,not-a-url\n"))
     assert response.status_code == 400, response.text
     assert response.json()["error"]["details"] == [
         {"line": 4002, "field": "Input Image Urls", "message": response.json()["error"]["details"][0]["message"]}
     ]
     assert "not-a-url" in response.json()["error"]["details"][0]["message"]
-    assert stored_products(api_only, name) == 0
+    assert stored_rows(context) == (0, 0, 0)
 
 
-def test_products_and_images_come_back_in_csv_order(api_only: Service) -> None:
-    response = post(api_only, big_csv(4500, "Ordered"))
+def test_products_and_images_come_back_in_csv_order(context: Context, api: TestClient) -> None:
+    response = upload(api, big_csv(4500, "Ordered"))
     assert response.status_code == 202, response.text
-    url = f"{api_only.base_url}/api/status/{response.json()['request_id']}/"
-    first = httpx.get(url).json()
+    url = f"/api/status/{response.json()['request_id']}/"
+    first = api.get(url).json()
     assert (first["total_products"], first["progress"]["total_images"]) == (4500, 13500)
-    last = httpx.get(url, params={"offset": 4499, "limit": 1}).json()
+    last = api.get(url, params={"offset": 4499, "limit": 1}).json()
     for page, serials in ((first, range(1, 1001)), (last, [4500])):
         assert [(p["serial_number"], p["product_name"], p["input_image_urls"]) for p in page["products"]] == [
             (i, f"Ordered {i}", [f"https://img.example.com/{i}/{k}.jpg" for k in (1, 2, 3)]) for i in serials
         ]
+    assert stored_rows(context) == (1, 4500, 13500)
 
 
 def test_status_reads_and_other_uploads_answer_while_a_big_upload_is_stored(api_only: Service) -> None:

@@ -75,6 +75,17 @@ def process_inline(context: Context, request_id: uuid.UUID) -> list[str]:
     return events
 
 
+@contextmanager
+def api_with_settings(context: Context, **settings: Any) -> Iterator[TestClient]:
+    """The API over ``context``'s database and data directory, started with other settings (API keys, a callback
+    secret, upload limits), as a server given them in its environment would be."""
+    with (
+        service_context(context.settings.data_dir, context.settings.database_url, migrate=False, **settings) as other,
+        api_client(other) as client,
+    ):
+        yield client
+
+
 # Longer than any near-0 delay of a test's schedule (jitter included), short enough that no test sits waiting.
 QUICK_RETRY_SECONDS = 0.5
 
