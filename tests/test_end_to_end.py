@@ -1,13 +1,18 @@
-"""The whole path on the embedded default: upload a CSV, a real worker compresses every image, status tells all."""
+"""The whole path on the embedded default: upload a CSV, a real worker compresses every image, status tells all.
+The first test runs ``batchpress serve``; the others need no process of their own and run the API in-process."""
 
 from __future__ import annotations
 
 import io
+import uuid
 
 import httpx
 from PIL import Image
+from starlette.testclient import TestClient
 
+from batchpress.context import Context
 from tests.conftest import StartService
+from tests.support.inprocess import process_inline
 from tests.support.photos import expected_size, jpeg_quality, make_image
 from tests.support.servers import ImageServer, image_counts
 
@@ -102,34 +107,43 @@ def test_batch_is_compressed_end_to_end(start_service: StartService, image_serve
     assert "No hostname was supplied" not in log
 
 
-def test_same_csv_twice_keeps_both_outputs(start_service: StartService, image_server: ImageServer) -> None:
-    service = start_service()
+def test_same_csv_twice_keeps_both_outputs(api: TestClient, context: Context, image_server: ImageServer) -> None:
     url = image_server.add("/twice/a.jpg", make_image("jpeg", 3, (400, 300)))
     csv_text = f"S. No.,Product Name,Input Image Urls\n1,Shoe,{url}\n"
-    first = service.upload(csv_text).json()["request_id"]
-    second = service.upload(csv_text).json()["request_id"]
-    out_first = service.wait_until(first)["products"][0]["output_image_urls"][0]
-    out_second = service.wait_until(second)["products"][0]["output_image_urls"][0]
-    assert out_first != out_second
-    assert httpx.get(out_first).status_code == 200
-    assert httpx.get(out_second).status_code == 200
+    first, second = (upload_inline(api, csv_text) for _ in range(2))
+    outputs = []
+    for request_id in (first, second):
+        process_inline(context, uuid.UUID(request_id))
+        status = api.get(f"/api/status/{request_id}/").json()
+        assert status["status"] == "completed"
+        outputs.append(status["products"][0]["output_image_urls"][0])
+    assert outputs[0] != outputs[1]
+    for output in outputs:
+        served = api.get(output)
+        assert served.status_code == 200
+        assert Image.open(io.BytesIO(served.content)).size == (400, 300)
 
 
-def test_status_pages_products_and_rejects_unknown_ids(start_service: StartService, image_server: ImageServer) -> None:
-    service = start_service()
+def test_status_pages_products_and_rejects_unknown_ids(api: TestClient, image_server: ImageServer) -> None:
     url = image_server.add("/paging/a.png", make_image("png", 1, (200, 150)), "image/png")
     rows = "\n".join(f"{i},Item {i},{url}" for i in range(1, 1101))
-    request_id = service.upload(f"S. No.,Product Name,Input Image Urls\n{rows}\n").json()["request_id"]
+    request_id = upload_inline(api, f"S. No.,Product Name,Input Image Urls\n{rows}\n")
 
-    first = service.status(request_id)
+    first = api.get(f"/api/status/{request_id}/").json()
     assert first["total_products"] == 1100
     assert first["limit"] == 1000
     assert len(first["products"]) == 1000
-    page = service.status(request_id, offset=1050, limit=100)
+    page = api.get(f"/api/status/{request_id}/", params={"offset": 1050, "limit": 100}).json()
     assert [p["serial_number"] for p in page["products"]] == list(range(1051, 1101))
 
     for bad in ("00000000-0000-0000-0000-000000000000", "not-a-uuid"):
-        response = httpx.get(f"{service.base_url}/api/status/{bad}/")
+        response = api.get(f"/api/status/{bad}/")
         assert response.status_code == 404
         assert "no request" in response.json()["error"]["message"]
-    service.wait_until(request_id, timeout=300)
+
+
+def upload_inline(api: TestClient, csv_text: str) -> str:
+    response = api.post("/api/upload/", files={"file": ("p.csv", csv_text.encode(), "text/csv")})
+    assert response.status_code == 202, response.text
+    request_id: str = response.json()["request_id"]
+    return request_id

@@ -13,7 +13,7 @@ from batchpress.db.unit_of_work import unit_of_work
 from batchpress.ingest.csv_reader import CsvRejected, iter_products, url_problem
 from batchpress.ingest.spool import RowSpool
 from batchpress.ingest.store import RequestOptions, store_request
-from batchpress.processing.compress import output_formats
+from batchpress.processing.formats import output_formats
 
 router = APIRouter()
 

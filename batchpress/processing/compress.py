@@ -21,7 +21,7 @@ import warnings
 from dataclasses import dataclass
 from io import BytesIO
 
-from PIL import Image, ImageCms, UnidentifiedImageError, features
+from PIL import Image, ImageCms, UnidentifiedImageError
 
 from batchpress.processing.decode import decode
 from batchpress.processing.encode import encode_avif, encode_jpeg, encode_webp
@@ -59,11 +59,6 @@ _DECODE_ERRORS: tuple[type[BaseException], ...] = (
 # Largest side each encoder can write (libjpeg's JPEG_MAX_DIMENSION, the WebP bitstream's 14 bits).
 _MAX_SIDE: dict[str, int] = {"JPEG": 65_500, "WEBP": 16_383, "AVIF": 65_536}
 _REQUESTED_FORMATS: dict[str, str] = {"jpeg": "JPEG", "webp": "WEBP", "avif": "AVIF"}
-
-
-def output_formats() -> list[str]:
-    """The ``output_format`` values this installation can honour (AVIF needs a Pillow built with libavif)."""
-    return ["original", "jpeg", "webp", *(["avif"] if features.check("avif") else [])]
 
 
 class ImageRejected(Exception):
