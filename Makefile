@@ -8,12 +8,16 @@ run: ## Start the service on http://127.0.0.1:8000 (venv, locked deps, migration
 	@./scripts/bootstrap.sh --no-dev
 	.venv/bin/batchpress serve
 
+# Test processes: most tests wait on real servers, workers and browsers, so more of them than cores keeps the
+# cores busy (docs/performance.md, "Test suite").
+TEST_PROCESSES ?= 4
+
 test: ## Lint, type-check and run the whole test suite
 	@./scripts/bootstrap.sh
 	.venv/bin/ruff format --check batchpress benchmarks tests
 	.venv/bin/ruff check batchpress benchmarks tests
 	.venv/bin/mypy
-	.venv/bin/python -m pytest
+	.venv/bin/python -m pytest -n $(TEST_PROCESSES) --dist worksteal
 
 lint: ## ruff and mypy only
 	@./scripts/bootstrap.sh
