@@ -17,7 +17,7 @@ from batchpress.api.request_id import RequestIdMiddleware
 from batchpress.api.status import StatusReads
 from batchpress.config import Settings
 from batchpress.context import Context
-from batchpress.observability import router as operations_router
+from batchpress.observability.endpoints import router as operations_router
 from batchpress.observability.metrics import make_registry
 from batchpress.observability.readiness import check_pool
 from batchpress.web import pages

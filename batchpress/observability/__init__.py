@@ -1,5 +1,3 @@
-"""What operators watch: readiness of the dependencies (``/readyz``) and Prometheus metrics (``/metrics``)."""
+"""What operators watch: readiness of the dependencies (``/readyz``) and Prometheus metrics (``/metrics``).
 
-from batchpress.observability.endpoints import router
-
-__all__ = ["router"]
+The routes live in ``endpoints``; the package itself imports nothing, so the CLI's probes load without the API."""
