@@ -71,8 +71,8 @@ async def current_key_id(
 ) -> str | None:
     """The caller's key id; ``None`` when no keys are configured. Raises 401 when keys are on and none matches.
 
-    ``async`` though it awaits nothing: FastAPI runs a plain ``def`` dependency on its thread pool, and that extra
-    hop on every request measured ~30 % of the status route's throughput under 32 clients."""
+    ``async`` though it awaits nothing: FastAPI runs a plain ``def`` dependency on its thread pool, an extra hop on
+    every request that cost the status route much of its throughput (docs/performance.md)."""
     return _key_id(request.app.state.api_keys, bearer.credentials if bearer else None, header_key)
 
 

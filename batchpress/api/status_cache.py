@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 TTL_SECONDS = 60.0
 MAX_BYTES = 32 * 1024 * 1024
-GZIP_LEVEL = 5  # 95 % of level 9's saving for a third of its time, on a full status page
+GZIP_LEVEL = 5  # nearly all of level 9's saving for a fraction of its time (docs/performance.md)
 
 
 @dataclass(frozen=True, slots=True)

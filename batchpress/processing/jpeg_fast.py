@@ -18,11 +18,11 @@ def recompress_plain_jpeg(opened: Image.Image, data: bytes, quality: int) -> byt
     """Decode and encode an upright RGB or grey JPEG with simplejpeg, or None to leave it to Pillow.
 
     Same libjpeg-turbo, same standard tables and 4:2:0, but it decodes straight into a packed array where Pillow
-    unpacks to 4 bytes a pixel and back: measured 12-20 % more megapixels per second per core. Pillow has already
-    read the header and checked the pixel count; TurboJPEG's own header must agree before any pixel is decoded.
-    Anything unusual goes to Pillow, whose verdict is final as before: CMYK and other modes, an EXIF orientation
-    to apply, a layout TurboJPEG refuses, and files libjpeg only decodes with a warning (``strict``), which
-    Pillow accepts.
+    unpacks to 4 bytes a pixel and back, so it compresses more megapixels per core (docs/performance.md). Pillow has
+    already read the header and checked the pixel count; TurboJPEG's own header must agree before any pixel is
+    decoded. Anything unusual goes to Pillow, whose verdict is final as before: CMYK and other modes, an EXIF
+    orientation to apply, a layout TurboJPEG refuses, and files libjpeg only decodes with a warning (``strict``),
+    which Pillow accepts.
     """
     if opened.mode not in ("RGB", "L") or opened.getexif().get(_ORIENTATION, 1) != 1:
         return None

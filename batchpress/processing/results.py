@@ -57,8 +57,8 @@ def record_results(
     worker's lease token), still leased by that worker; results from outside the worker pool pass ``None``.
     A caller that knows the images' requests passes them in ``request_ids``, saving the query for them.
 
-    One executemany per kind of outcome: an ORM UPDATE per image measured ~1.3 ms of Python each, a tenth of a
-    pool process's time next to the codec."""
+    One executemany per kind of outcome: an ORM UPDATE per image cost a tenth of a pool process's time next to
+    the codec (docs/performance.md)."""
     if not outcomes:
         return 0
     now = utcnow()
