@@ -10,9 +10,12 @@ if [ ! -x .tools/bin/uv ] || [ "$(.tools/bin/uv --version 2>/dev/null | cut -d' 
   "$PYTHON" -m venv .tools
   .tools/bin/python -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
 fi
+# Bytecode compiled once here: where PYTHONDONTWRITEBYTECODE is set, every process would otherwise compile its
+# imports again, ~3 s of CPU for each start of the API or a worker (docs/performance.md, "Test suite").
 if [ "${1:-}" = "--no-dev" ]; then
   # --inexact keeps test tools that an earlier `make test` installed.
-  .tools/bin/uv sync --locked --quiet --no-dev --inexact --python "$PYTHON"
+  .tools/bin/uv sync --locked --quiet --no-dev --inexact --compile-bytecode --python "$PYTHON"
 else
-  .tools/bin/uv sync --locked --quiet --python "$PYTHON"
+  .tools/bin/uv sync --locked --quiet --compile-bytecode --python "$PYTHON"
 fi
+"${UV_PROJECT_ENVIRONMENT:-.venv}/bin/python" -m compileall -q batchpress
