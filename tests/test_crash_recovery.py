@@ -19,7 +19,7 @@ from tests.conftest import StartService
 from tests.support.photos import make_image
 from tests.support.servers import ImageServer, Route, Service, worker_main
 
-# Enough for every fault to land mid-batch (the tests check it does), few enough to keep the suite quick.
+# Few enough to keep the suite quick; a slow origin for half of them keeps every fault mid-batch (checked).
 IMAGES = 60
 
 
@@ -27,8 +27,11 @@ IMAGES = 60
 def batch_csv(image_server: ImageServer) -> str:
     lines = ["S. No.,Product Name,Input Image Urls"]
     for serial in range(1, IMAGES // 2 + 1):
+        # The second half comes from a slow origin, so the batch is still running when the fault lands.
+        delay = 0.5 if serial > IMAGES // 4 else 0
         urls = [
-            image_server.add(f"/crash/{serial}-{k}.jpg", make_image("jpeg", serial + k, (1200, 900))) for k in range(2)
+            image_server.add(f"/crash/{serial}-{k}.jpg", make_image("jpeg", serial + k, (1200, 900)), delay=delay)
+            for k in range(2)
         ]
         lines.append(f'{serial},Item {serial},"{",".join(urls)}"')
     return "\n".join(lines) + "\n"

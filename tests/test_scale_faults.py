@@ -19,7 +19,7 @@ from tests.support.receiver import Receiver
 from tests.support.servers import ImageServer, Service, image_counts
 
 pytestmark = pytest.mark.cluster
-# Enough for every fault to land mid-batch (wait_processed checks it does), few enough to keep the suite quick.
+# Few enough to keep the suite quick; a slow origin for the last of them keeps every fault mid-batch (checked).
 IMAGES = 150
 
 
@@ -40,8 +40,10 @@ def cluster(tmp_path: Path, pg_url: str) -> Iterator[Cluster]:
 def big_batch(image_server: ImageServer) -> str:
     lines = ["S. No.,Product Name,Input Image Urls"]
     for serial in range(1, IMAGES // 3 + 1):
+        # The last third comes from a slow origin, so the batch is still running when the fault lands.
+        delay = 1.0 if serial > IMAGES // 3 * 2 // 3 else 0
         urls = [
-            image_server.add(f"/scale/{serial}-{k}.jpg", make_image("jpeg", serial * 3 + k, (800, 600)))
+            image_server.add(f"/scale/{serial}-{k}.jpg", make_image("jpeg", serial * 3 + k, (800, 600)), delay=delay)
             for k in range(3)
         ]
         lines.append(f'{serial},Item {serial},"{",".join(urls)}"')
