@@ -49,7 +49,8 @@ def test_the_first_download_runs_alone_for_a_moment() -> None:
     first, download = next(items)
     assert first == 0
     assert download.done(), "the first image arrived before it was handed over"
-    list(items)
+    for _, rest in items:
+        rest.result()  # every download has run, so each one's start is recorded
     started = dict(origin.started)
     assert all(started[n] >= started[0] + 0.025 for n in (1, 2)), "the others started only once it had arrived"
 
@@ -57,7 +58,7 @@ def test_the_first_download_runs_alone_for_a_moment() -> None:
 def test_a_slow_first_download_does_not_hold_the_rest_back() -> None:
     origin = Origin({0: 1.0})
     window = DownloadWindow(origin.fetch, first_alone_seconds=0.05)
-    items = window.over([0, 1, 2])
-    list(items)
+    for _, download in window.over([0, 1, 2]):
+        download.result()
     started = dict(origin.started)
     assert started[1] - started[0] < 0.5, "the others waited for the slow first download"
