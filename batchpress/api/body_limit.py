@@ -21,7 +21,7 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length", b"")
-        too_large = declared.isdigit() and int(declared) > self.max_bytes
+        too_large = declared.isdigit() and (len(declared) > 18 or int(declared) > self.max_bytes)
         received = 0
 
         async def limited_receive() -> Message:

@@ -27,6 +27,8 @@ from batchpress.webhooks.events import output_csv_url
 
 router = APIRouter()
 MAX_PAGE = 1000
+# Far beyond any request's product count, and inside every database's 64-bit OFFSET.
+MAX_OFFSET = 2**31 - 1
 
 
 class StatusReads:
@@ -51,7 +53,7 @@ _DOCUMENTED = {
             "in": "query",
             "required": False,
             "description": "first product to list, in CSV order",
-            "schema": {"type": "integer", "minimum": 0, "default": 0},
+            "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0},
         },
         {
             "name": "limit",
@@ -130,7 +132,7 @@ async def _owned_revision(
 def _page(request: Request) -> tuple[int, int]:
     """``offset`` and ``limit``, checked as FastAPI would check the documented integers."""
     errors: list[dict[str, Any]] = []
-    offset = _integer(request, "offset", 0, 0, None, errors)
+    offset = _integer(request, "offset", 0, 0, MAX_OFFSET, errors)
     limit = _integer(request, "limit", MAX_PAGE, 1, MAX_PAGE, errors)
     if errors:
         raise RequestValidationError(errors)

@@ -107,7 +107,8 @@ def _whole_number(text: str | None, field: str, low: int, high: int, problems: l
     if text is None or not text.strip():
         return None
     value = text.strip()
-    if not value.isdigit() or not low <= int(value) <= high:
+    # ASCII digits only ("²" is a digit to str.isdigit, not to int), and few enough to parse.
+    if not (value.isascii() and value.isdigit() and len(value) <= len(str(high))) or not low <= int(value) <= high:
         problems.append({"field": field, "message": f"must be a whole number from {low} to {high}, not {value[:20]!r}"})
         return None
     return int(value)

@@ -153,8 +153,8 @@ def _read_body(response: httpx.Response, *, max_bytes: int) -> Downloaded:
         transient = response.status_code in (408, 429) or response.status_code >= 500
         raise DownloadFailed(f"HTTP {response.status_code} {response.reason_phrase}".strip(), transient=transient)
     declared = response.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes:
-        raise DownloadFailed(f"image is {int(declared)} bytes, over the {max_bytes}-byte limit")
+    if declared and declared.isascii() and declared.isdigit() and (len(declared) > 18 or int(declared) > max_bytes):
+        raise DownloadFailed(f"image is {declared[:20]} bytes, over the {max_bytes}-byte limit")
     chunks: list[bytes] = []
     received = 0
     # Raw bytes: a server that gzips anyway cannot inflate a small transfer past the cap; the compressed bytes

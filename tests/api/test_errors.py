@@ -53,10 +53,18 @@ def test_wrong_method_is_a_405(api: TestClient) -> None:
         ({"limit": "1001"}, "query.limit", "less than or equal to 1000"),
         ({"offset": "-1"}, "query.offset", "greater than or equal to 0"),
         ({"offset": "1.5"}, "query.offset", "valid integer"),
+        # Past SQLite's 64-bit OFFSET: an OverflowError and a 500 once the read reached the database.
+        ({"offset": "9223372036854775808"}, "query.offset", "less than or equal to 2147483647"),
+        ({"offset": "9" * 5000}, "query.offset", "valid integer"),
     ],
 )
 def test_bad_query_parameter_is_a_422(api: TestClient, params: dict[str, str], location: str, message: str) -> None:
-    response = api.get(f"/api/status/{uuid.uuid4()}/", params=params)
+    upload = api.post(
+        "/api/upload/",
+        files={"file": ("p.csv", b"S. No.,Product Name,Input Image Urls\n1,Shoe,https://a.example/b.jpg\n")},
+    )
+    assert upload.status_code == 202, upload.text
+    response = api.get(f"/api/status/{upload.json()['request_id']}/", params=params)
     error = error_of(response, 422, "invalid_request")
     assert error["details"][0]["location"] == location
     assert message in error["details"][0]["message"]

@@ -86,6 +86,9 @@ def test_quality_format_and_size_are_honoured(context: Context, api: TestClient,
         ({"output_format": "gif"}, "output_format"),
         ({"max_dimension": "-5"}, "max_dimension"),
         ({"max_dimension": "0"}, "max_dimension"),
+        # A digit to str.isdigit, not to int; and more digits than int() parses: both were 500s.
+        ({"quality": "\u00b2"}, "quality"),
+        ({"max_dimension": "9" * 5000}, "max_dimension"),
     ],
 )
 def test_bad_options_are_a_400_naming_the_field(
