@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 MAX_REPORTED_PROBLEMS = 50
 MAX_FIELD_CHARS = 1024 * 1024
 MAX_URL_CHARS = 2048
+# A product name is a title, not a document: a longer one is a mistake, and every status read would carry it.
+MAX_NAME_CHARS = 1000
 # The serial number lands in a 32-bit INTEGER column on PostgreSQL.
 MAX_SERIAL_NUMBER = 2**31 - 1
 
@@ -274,6 +276,8 @@ class _RowChecker:
         name = fields[self._name].strip()
         if not name:
             add(line, PRODUCT_NAME, "the product name is empty")
+        elif len(name) > MAX_NAME_CHARS:
+            add(line, PRODUCT_NAME, f"the product name is {len(name)} characters, over the {MAX_NAME_CHARS} allowed")
         urls = tuple([url.strip() for url in fields[self._urls].split(",")])
         if "" in urls:
             add(line, IMAGE_URLS, _empty_url_message(urls))

@@ -50,6 +50,8 @@ def stored_rows(context: Context) -> tuple[int, int, int]:
         (HEADER + "1,Shoe,/images/a.jpg\n", 2, "Input Image Urls", "http"),
         (HEADER + f'1,Shoe,"{URL},,{URL}"\n', 2, "Input Image Urls", "empty"),
         (HEADER + "1,Shoe\n", 2, None, "field"),
+        (HEADER + f"1,{'Shoe ' * 201},{URL}\n", 2, "Product Name", "over the 1000 allowed"),
+        (HEADER + f"1,Shoe,https://cdn.example.com/{'a' * 2048}.jpg\n", 2, "Input Image Urls", "longer than 2048"),
     ],
 )
 def test_row_rules(context: Context, api: TestClient, body: str, line: int, field: str | None, words: str) -> None:
