@@ -23,6 +23,7 @@ from batchpress.cli.api_processes import api_process, check_port_free, run_serve
 from batchpress.cli.supervision import Child, PopenProcess, Supervisor
 from batchpress.config import Settings
 from batchpress.db.migrate import upgrade
+from batchpress.observability.probes import first_line
 from batchpress.worker.parent_death import die_with_parent
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ def migrate_database(settings: Settings) -> None:
         if not settings.is_sqlite:
             raise
         raise startup.StartupError(
-            f"{startup.DATABASE}={startup.shown_url(settings.database_url)}: {startup.first_line(exc)}",
+            f"{startup.DATABASE}={startup.shown_url(settings.database_url)}: {first_line(exc)}",
             "make its folder writable for this user, or fix BATCHPRESS_DATABASE_URL or BATCHPRESS_DATA_DIR",
         ) from None
 

@@ -20,8 +20,7 @@ from pydantic import SecretStr, ValidationError
 
 from batchpress.cli.backoff import EXIT_STARTUP
 from batchpress.config import Settings
-from batchpress.observability.probes import first_line as first_line  # "as": serve.py reads both from here
-from batchpress.observability.probes import mask_url as mask_url
+from batchpress.observability.probes import first_line, mask_url
 
 log = logging.getLogger(__name__)
 
