@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table, insert, update
 from sqlalchemy.orm import Session
 
 from batchpress.db.base import Base, utcnow
@@ -75,9 +75,12 @@ def store_request(
             "updated_at": now,
         },
     )
+    image_count = 0
     for chunk in chunks:
         # Increasing ids in CSV order: the status lists products by id.
         rows = list(zip(reserve_ids(conn, _table(Product), len(chunk)), chunk, strict=True))
         products.run([(pid, r.serial_number, r.product_name, ",".join(r.image_urls)) for pid, r in rows])
         images.run([(pid, pos, url) for pid, r in rows for pos, url in enumerate(r.image_urls)])
+        image_count += sum(len(r.image_urls) for r in chunk)
+    session.execute(update(ProcessingRequest).where(ProcessingRequest.id == request_id).values(image_count=image_count))
     return request_id

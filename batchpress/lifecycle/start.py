@@ -1,61 +1,41 @@
-"""Starting a request: the seed's ``process_images`` fans its pending images out in chunks."""
+"""Starting a request: the seed's ``process_images`` wakes a worker for every chunk of its pending images."""
 
 from __future__ import annotations
 
-import math
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from batchpress.db.engine import Database
 from batchpress.lifecycle.transitions import mark_processing
 from batchpress.models import Image, ImageState, ProcessingRequest, RequestStatus
+from batchpress.processing.fair_share import planned_chunks
 
-MAX_IMAGES_PER_TASK = 32
-
-Enqueue = Callable[[uuid.UUID, list[int]], None]
+# Publishes one message that wakes a worker for a request; the claim decides what it works on (fair_share.py).
+Enqueue = Callable[[uuid.UUID], None]
 Finish = Callable[[uuid.UUID], object]
 
 
-def chunk_size(total_images: int) -> int:
-    """Enough tasks to spread a small batch over every worker, few enough that the queue is never the bottleneck."""
-    return max(1, min(MAX_IMAGES_PER_TASK, math.ceil(total_images / 16)))
-
-
-def chunks(ids: list[int]) -> Iterator[list[int]]:
-    """Full chunks, then the last two chunks' worth in quarter-size ones: the batch then ends with every process
-    finishing small chunks together, not one of them working through a full chunk while the others wait."""
-    size = chunk_size(len(ids))
-    tail = max(0, len(ids) - 2 * size)
-    for start in range(0, tail, size):
-        yield ids[start : min(start + size, tail)]
-    small = max(1, size // 4)
-    for start in range(tail, len(ids), small):
-        yield ids[start : start + small]
-
-
-def fan_out(db: Database, request_id: uuid.UUID, enqueue: Enqueue, finish: Finish) -> list[int]:
-    """Mark the request ``processing`` and enqueue its pending images in chunks; a request with none is finished.
-
-    The first chunk is returned instead of enqueued, for the caller to work on at once: the first images of a batch
-    then start without a second trip through the queue.
-    """
+def fan_out(db: Database, request_id: uuid.UUID, enqueue: Enqueue, finish: Finish) -> int:
+    """Mark the request ``processing`` and publish a message for each chunk of its pending images but one, which
+    the caller claims at once (a batch's first images then start without a second trip through the queue).
+    Returns how many chunks it has; a request with none is finished."""
     with db.session() as session:
-        status = session.scalar(select(ProcessingRequest.status).where(ProcessingRequest.id == request_id))
-        if status is None or status not in RequestStatus.open_states():
-            return []
+        row = session.execute(
+            select(ProcessingRequest.status, ProcessingRequest.image_count).where(ProcessingRequest.id == request_id)
+        ).first()
+        if row is None or row.status not in RequestStatus.open_states():
+            return 0
         mark_processing(session, request_id)
-        ids = list(
-            session.scalars(
-                select(Image.id)
-                .where(Image.request_id == request_id, Image.state == ImageState.PENDING.value)
-                .order_by(Image.id)
-            )
+        pending = session.scalar(
+            select(func.count())
+            .select_from(Image)
+            .where(Image.request_id == request_id, Image.state == ImageState.PENDING.value)
         )
-    batches = list(chunks(ids))
-    for chunk in batches[1:]:
-        enqueue(request_id, chunk)
-    if not ids:
+    chunks = planned_chunks(pending or 0, row.image_count or pending or 0)
+    for _ in range(chunks - 1):
+        enqueue(request_id)
+    if not chunks:
         finish(request_id)
-    return batches[0] if batches else []
+    return chunks

@@ -13,8 +13,9 @@ from batchpress.config import Settings
 from batchpress.db.engine import Database
 from batchpress.db.unit_of_work import unit_of_work
 from batchpress.lifecycle.finish import EnqueueEvent, finish
-from batchpress.lifecycle.start import Enqueue, chunks
+from batchpress.lifecycle.start import Enqueue
 from batchpress.models import Image, ProcessingRequest, RequestStatus
+from batchpress.processing.fair_share import planned_chunks
 from batchpress.processing.leases import (
     OPEN_STATES,
     LeaseCensus,
@@ -87,19 +88,16 @@ def sweep(
             requeued = requeue_expired(
                 work.session, lease_seconds=settings.lease_seconds, max_attempts=settings.max_attempts, pending=pending
             )
-            by_request: dict[uuid.UUID, list[int]] = {}
+            # A message per chunk the requeued images make; one a worker was lost on is claimed alone.
+            by_request: dict[uuid.UUID, int] = {}
             for image in requeued:
                 if image.worker_lost:
-                    work.publish(
-                        f"image {image.image_id}", functools.partial(enqueue, image.request_id, [image.image_id])
-                    )
+                    work.publish(f"image {image.image_id}", functools.partial(enqueue, image.request_id))
                 else:
-                    by_request.setdefault(image.request_id, []).append(image.image_id)
-            for request_id, ids in by_request.items():
-                for chunk in chunks(ids):
-                    work.publish(
-                        f"{len(chunk)} images of request {request_id}", functools.partial(enqueue, request_id, chunk)
-                    )
+                    by_request[image.request_id] = by_request.get(image.request_id, 0) + 1
+            for request_id, count in by_request.items():
+                for _ in range(planned_chunks(count, count)):
+                    work.publish(f"a chunk of request {request_id}", functools.partial(enqueue, request_id))
     finished = 0
     for request_id in open_requests | exhausted:
         if finish(db, request_id, settings=settings, enqueue_event=enqueue_event) is not None:

@@ -47,5 +47,9 @@ class ProcessingRequest(Base):
     api_key_id: Mapped[str | None] = mapped_column(String(16), default=None)
     # Bumped (db/revisions.py) by every change its status answer shows: the API caches answers per revision.
     revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # How many images it holds: sizes the chunks workers claim from it (lifecycle/start.py).
+    image_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # When a worker last claimed images of it: the claim serves the request (and key) that waited longest.
+    served_at: Mapped[dt.datetime | None] = mapped_column(default=None)
 
     products: Mapped[list[Product]] = relationship(back_populates="request", lazy="raise")

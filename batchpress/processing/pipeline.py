@@ -18,12 +18,15 @@ import httpx
 from batchpress.config import Settings
 from batchpress.db.engine import Database, once_more_if_disconnected
 from batchpress.lifecycle.finish import EnqueueEvent, finish
+from batchpress.lifecycle.start import Enqueue
 from batchpress.lifecycle.transitions import mark_processing
+from batchpress.logs import request_id_var
 from batchpress.processing.compress import ImageRejected, compress_image
 from batchpress.processing.download import Downloaded, DownloadFailed, download
 from batchpress.processing.download_window import DownloadWindow
+from batchpress.processing.fair_share import claim_next, has_pending
 from batchpress.processing.heartbeat import LeaseHeartbeat
-from batchpress.processing.leases import ClaimedImage, claim_images, new_token, renew_leases
+from batchpress.processing.leases import ClaimedImage, new_token, renew_leases
 from batchpress.processing.results import Compressed, Failed, Outcome, record_results
 from batchpress.processing.write_behind import WriteBehind
 from batchpress.storage import ImageStorage
@@ -44,6 +47,8 @@ class ChunkWorker:
     client: httpx.Client
     # Publishes a finished request's webhook event (webhooks/tasks.py in the worker).
     enqueue_event: EnqueueEvent
+    # Publishes a message that wakes a worker for a request (worker/queue.py).
+    wake: Enqueue
     downloads: DownloadWindow[ClaimedImage, Fetched] = field(init=False)
     recorder: WriteBehind[_Write] = field(init=False)
     heartbeat: LeaseHeartbeat = field(init=False)
@@ -57,22 +62,29 @@ class ChunkWorker:
         with self.db.session(autocommit=True) as session:
             renew_leases(session, tokens=tokens, lease_seconds=self.settings.lease_seconds)
 
-    def run(self, image_ids: list[int]) -> int:
-        """Claim, download, compress and store a chunk; returns how many images it claimed.
+    def run_next(self, turn_of: uuid.UUID | None = None) -> int:
+        """Claim the chunk whose turn it is, then download, compress and store it; returns how many images it
+        claimed (0 when no open request has one left).
 
-        Their results are still being written when this returns. A process that dies before the write commits
-        leaves those images leased, as one that dies mid-chunk does: the sweeper hands them out again once the
-        lease lapses. A process that exits normally writes them first (``drain``).
+        ``turn_of`` is the request whose message woke this call. When the claim serves another request's turn,
+        ``turn_of`` gets its message back, so every request keeps one message per chunk it has left.
+
+        Results are still being written when this returns. A process that dies before the write commits leaves
+        those images leased, as one that dies mid-chunk does: the sweeper hands them out again once the lease
+        lapses. A process that exits normally writes them first (``drain``).
         """
         token = new_token()
-        claimed = once_more_if_disconnected(lambda: self._claim(image_ids, token))
+        claimed = once_more_if_disconnected(lambda: self._claim(token))
         if not claimed:
             return 0
+        if turn_of is not None and claimed[0].request_id != turn_of:
+            self._hand_back(turn_of)
         # Held until the chunk's last write commits (``_write``), or dropped at once if the chunk fails, so the
         # lease then lapses and the sweeper hands the images out again.
         self.heartbeat.hold(token)
         requests = {c.request_id for c in claimed}
         outcomes: list[tuple[int, Outcome]] = []
+        log_token = request_id_var.set(str(claimed[0].request_id))
         try:
             for image, pending_download in self.downloads.over(claimed):
                 outcomes.append((image.id, self._compress_and_store(image, pending_download)))
@@ -82,24 +94,33 @@ class ChunkWorker:
         except BaseException:
             self.heartbeat.release(token)
             raise
+        finally:
+            request_id_var.reset(log_token)
         self.recorder.submit(_Write(outcomes, token, requests, finishing=True))
         return len(claimed)
 
-    def _claim(self, image_ids: list[int], token: str) -> list[ClaimedImage]:
-        """The claim is one statement; marking a pending request is another, which the next claim redoes if lost.
-        Repeated after a dropped connection, a claim that did commit finds its images taken and returns none:
-        nobody renews those leases, so they lapse and come back."""
-        with self.db.session(autocommit=True) as session:
-            claimed = claim_images(
-                session,
-                image_ids,
-                token=token,
-                lease_seconds=self.settings.lease_seconds,
-                max_attempts=self.settings.max_attempts,
+    def _claim(self, token: str) -> list[ClaimedImage]:
+        """One transaction: the claim, and the request moved to ``processing`` when it was still pending.
+        Repeated after a dropped connection, a claim that did commit leaves its images to lapse and come back, as
+        nobody renews their leases."""
+        with self.db.session() as session:
+            claimed = claim_next(
+                session, token=token, lease_seconds=self.settings.lease_seconds, max_attempts=self.settings.max_attempts
             )
             for request_id in {c.request_id for c in claimed if c.request_pending}:
                 mark_processing(session, request_id)
         return claimed
+
+    def _hand_back(self, request_id: uuid.UUID) -> None:
+        """Publish ``request_id``'s message again if it still has images waiting; a failure is left to the sweeper,
+        which brings back pending images nobody claims."""
+        try:
+            with self.db.session(read_only=True) as session:
+                waiting = has_pending(session, request_id, max_attempts=self.settings.max_attempts)
+            if waiting:
+                self.wake(request_id)
+        except Exception:
+            log.warning("could not hand request %s its turn back; the sweeper will", request_id, exc_info=True)
 
     def _record(self, write: _Write) -> None:
         with self.db.session() as session:

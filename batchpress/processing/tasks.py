@@ -20,21 +20,23 @@ def process_images(request_id: str) -> int:
     try:
         worker = process.current()
         ctx = worker.context
-        first_chunk = fan_out(
+        rid = uuid.UUID(request_id)
+        chunks = fan_out(
             ctx.db,
-            uuid.UUID(request_id),
+            rid,
             ctx.queue.chunk,
             functools.partial(finish, ctx.db, settings=ctx.settings, enqueue_event=ctx.queue.webhook),
         )
-        return worker.chunks.run(first_chunk) if first_chunk else 0
+        return worker.chunks.run_next(rid) if chunks else 0
     finally:
         request_id_var.reset(token)
 
 
 @celery_app.task(name=COMPRESS_IMAGES)
-def compress_images(request_id: str, image_ids: list[int]) -> int:
+def compress_images(request_id: str, image_ids: list[int] | None = None) -> int:
+    """``image_ids``: what messages published before fair share named; the claim now chooses (fair_share.py)."""
     token = request_id_var.set(request_id)
     try:
-        return process.current().chunks.run(image_ids)
+        return process.current().chunks.run_next(uuid.UUID(request_id))
     finally:
         request_id_var.reset(token)

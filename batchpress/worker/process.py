@@ -27,6 +27,7 @@ class WorkerProcess:
             storage=ctx.storage,
             client=ctx.image_client,
             enqueue_event=ctx.queue.webhook,
+            wake=ctx.queue.chunk,
         )
 
     def drain(self) -> None:

@@ -18,8 +18,9 @@ class TaskQueue:
     def request(self, request_id: uuid.UUID) -> None:
         self.celery.send_task(PROCESS_IMAGES, args=(str(request_id),))
 
-    def chunk(self, request_id: uuid.UUID, image_ids: list[int]) -> None:
-        self.celery.send_task(COMPRESS_IMAGES, args=(str(request_id), image_ids))
+    def chunk(self, request_id: uuid.UUID) -> None:
+        """Wake a worker for a chunk of ``request_id``'s images, or of whichever request's turn it is then."""
+        self.celery.send_task(COMPRESS_IMAGES, args=(str(request_id),))
 
     def webhook(self, event_id: str, delay: float = 0) -> None:
         self.celery.send_task(DELIVER_WEBHOOK, args=(event_id,), countdown=delay or None)

@@ -15,11 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 
 from batchpress.cli.backoff import EXIT_STARTUP
 from batchpress.cli.dependencies import broker_not_ready
 from batchpress.cli.startup import StartupError
 from batchpress.config import Settings
+from batchpress.db.migrate import alembic_config
 from tests.support.cluster import port_open, postgres_admin_url
 from tests.support.servers import REPO, free_port
 
@@ -248,6 +250,10 @@ def test_a_filesystem_queue_that_cannot_be_written_is_permanent(tmp_path: Path) 
     )
 
 
+# The newest migration this code has: what a database behind it is told to reach.
+HEAD = ScriptDirectory.from_config(alembic_config(Settings())).get_current_head()
+
+
 def set_revision(tmp_path: Path, revision: str) -> None:
     with sqlite3.connect(tmp_path / "data" / "batchpress.db") as conn:
         conn.execute("UPDATE alembic_version SET version_num = ?", (revision,))
@@ -261,7 +267,7 @@ def test_a_worker_on_a_database_behind_says_migrate(tmp_path: Path) -> None:
     fails_in_one_line(
         run,
         elapsed,
-        f"error: the database at sqlite:///{database} is at 0005, this version needs 0007; "
+        f"error: the database at sqlite:///{database} is at 0005, this version needs {HEAD}; "
         "run `batchpress migrate` (`batchpress serve` also does)",
     )
 
@@ -275,7 +281,7 @@ def test_a_database_newer_than_the_code_is_named(command: str, tmp_path: Path) -
         run,
         elapsed,
         f"error: the database at sqlite:///{tmp_path / 'data' / 'batchpress.db'} is at 0099, a migration this "
-        "batchpress does not have (its newest is 0007): the code is older than the database; "
+        f"batchpress does not have (its newest is {HEAD}): the code is older than the database; "
         "run the batchpress version that migrated it, or a newer one",
     )
 

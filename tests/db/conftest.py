@@ -46,9 +46,13 @@ def database(settings: Settings) -> Iterator[Database]:
     db.dispose()
 
 
-def new_request(sessions: sessionmaker[Session], images: int) -> tuple[uuid.UUID, list[int]]:
+def new_request(
+    sessions: sessionmaker[Session], images: int, *, api_key_id: str | None = None
+) -> tuple[uuid.UUID, list[int]]:
     with sessions.begin() as session:
-        request = ProcessingRequest(webhook_url="https://hooks.example.com/done")
+        request = ProcessingRequest(
+            webhook_url="https://hooks.example.com/done", image_count=images, api_key_id=api_key_id
+        )
         session.add(request)
         session.flush()
         product = Product(request_id=request.id, serial_number=1, product_name="Shoe", input_image_urls="")

@@ -18,6 +18,7 @@ from batchpress.lifecycle.finish import finish
 from batchpress.lifecycle.start import fan_out
 from batchpress.lifecycle.sweep import Sweeper, sweep
 from batchpress.models import Image, ImageState, ProcessingRequest, RequestStatus, WebhookEvent
+from batchpress.processing.fair_share import planned_chunks
 from batchpress.processing.leases import claim_images, new_token
 from batchpress.processing.results import Compressed, Failed, record_results
 from tests.db.conftest import new_request
@@ -29,14 +30,14 @@ PAST = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
 class Published:
     """What the lifecycle asked to publish; ``broken`` makes every publish fail, as a broker that is down does."""
 
-    chunks: list[tuple[uuid.UUID, list[int]]] = field(default_factory=list)
+    chunks: list[uuid.UUID] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
     broken: bool = False
 
-    def chunk(self, request_id: uuid.UUID, image_ids: list[int]) -> None:
+    def chunk(self, request_id: uuid.UUID) -> None:
         if self.broken:
             raise ConnectionError("broker down")
-        self.chunks.append((request_id, image_ids))
+        self.chunks.append(request_id)
 
     def event(self, event_id: str, delay: float = 0) -> None:
         if self.broken:
@@ -66,20 +67,18 @@ def complete(db: Database, image_ids: list[int], *, failed: frozenset[int] = fro
         record_results(session, outcomes, token=token)
 
 
-def test_start_marks_processing_enqueues_all_but_the_first_chunk_and_returns_it(
+def test_start_marks_processing_and_publishes_a_message_for_every_chunk_but_the_callers(
     database: Database, sessions: sessionmaker[Session], settings: Settings
 ) -> None:
-    request_id, ids = new_request(sessions, 100)
+    request_id, _ = new_request(sessions, 100)
     published = Published()
-    first = fan_out(database, request_id, published.chunk, finisher(database, settings, published))
+    chunks = fan_out(database, request_id, published.chunk, finisher(database, settings, published))
     assert status_of(database, request_id) == RequestStatus.PROCESSING.value
-    handed_out = first + [i for _, chunk in published.chunks for i in chunk]
-    assert sorted(handed_out) == ids  # every pending image once, the first chunk to the caller
-    assert first
-    assert all(rid == request_id for rid, _ in published.chunks)
-    # Delivered twice (the queue may), the request is already processing: its images go out again, harmlessly, as
-    # claims decide who works on what.
-    assert fan_out(database, request_id, published.chunk, finisher(database, settings, published))
+    assert chunks == planned_chunks(100, 100) > 1
+    assert published.chunks == [request_id] * (chunks - 1)  # the caller claims the first chunk itself
+    # Delivered twice (the queue may), the request is already processing: its messages go out again, harmlessly,
+    # as claims decide who works on what.
+    assert fan_out(database, request_id, published.chunk, finisher(database, settings, published)) == chunks
 
 
 def test_a_request_with_nothing_pending_is_finished_by_its_start(
@@ -88,7 +87,7 @@ def test_a_request_with_nothing_pending_is_finished_by_its_start(
     request_id, ids = new_request(sessions, 2)
     complete(database, ids)
     published = Published()
-    assert fan_out(database, request_id, published.chunk, finisher(database, settings, published)) == []
+    assert fan_out(database, request_id, published.chunk, finisher(database, settings, published)) == 0
     assert status_of(database, request_id) == RequestStatus.COMPLETED.value
     assert len(published.events) == 1  # its webhook, published after the commit
 
@@ -148,7 +147,7 @@ def test_the_sweep_hands_back_lapsed_work_gives_up_the_exhausted_and_finishes_wh
     published = Published()
     report = Sweeper(database, settings, published.chunk, published.event).sweep()
     assert (report.requeued, report.gave_up, report.finished) == (1, 1, 2)
-    assert published.chunks == [(lost, [lost_image])]  # a lost worker's image goes back alone
+    assert published.chunks == [lost]  # a message for the lost worker's image, which is claimed alone
     assert status_of(database, poison) == RequestStatus.FAILED.value
     assert status_of(database, forgotten) == RequestStatus.COMPLETED.value
     with database.session(read_only=True) as session:

@@ -49,10 +49,10 @@ def api_client(context: Context, **headers: str) -> Iterator[TestClient]:
 
 
 def process_inline(context: Context, request_id: uuid.UUID) -> list[str]:
-    """What a worker does with a request, here and without a broker: start it, compress every chunk through the
-    real pipeline (downloads, codecs, storage, leases), and let the last write finish it. Returns the webhook
-    events the finish would have published."""
-    chunks: list[list[int]] = []
+    """What workers do with a request, here and without a broker: start it, then claim and compress chunk after
+    chunk through the real pipeline (downloads, codecs, storage, leases) for as long as messages would wake them,
+    and let the last write finish it. Returns the webhook events the finish would have published."""
+    messages: list[uuid.UUID] = []
     events: list[str] = []
 
     def publish_event(event_id: str, delay: float = 0) -> None:
@@ -64,12 +64,14 @@ def process_inline(context: Context, request_id: uuid.UUID) -> list[str]:
         storage=context.storage,
         client=context.image_client,
         enqueue_event=publish_event,
+        wake=messages.append,
     )
     finish_it = functools.partial(finish, context.db, settings=context.settings, enqueue_event=publish_event)
-    chunks.append(fan_out(context.db, request_id, lambda _rid, ids: chunks.append(ids), finish_it))
     try:
-        for chunk in chunks:
-            worker.run(chunk)
+        if fan_out(context.db, request_id, messages.append, finish_it):
+            worker.run_next(request_id)
+        while messages:
+            worker.run_next(messages.pop(0))
     finally:
         worker.drain()
     return events

@@ -1,0 +1,35 @@
+"""fair share
+
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-12-07 14:00:00
+
+Workers claim images from the open request that was served least recently (processing/leases.py): each request
+keeps when it was last served and how many images it holds, which sizes its chunks.
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0008"
+down_revision: str | None = "0007"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("processing_request", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("image_count", sa.Integer(), server_default="0", nullable=False))
+        batch_op.add_column(sa.Column("served_at", sa.DateTime(timezone=True), nullable=True))
+    op.execute(
+        "UPDATE processing_request SET image_count = "
+        "(SELECT count(*) FROM image WHERE image.request_id = processing_request.id)"
+    )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("processing_request", schema=None) as batch_op:
+        batch_op.drop_column("served_at")
+        batch_op.drop_column("image_count")

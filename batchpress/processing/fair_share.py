@@ -1,0 +1,113 @@
+"""Whose turn it is: the database, not the queue's order, decides which request a worker serves next.
+
+A message only wakes a worker. The claim then takes a chunk of the open request whose API key was served least
+recently, and among that key's requests the one served least recently: a 3-image request uploaded behind a
+100,000-image one is served at the next claim, not after every chunk already enqueued. Each request still gets
+as many messages as it has chunks; a message spent on another request's turn is published again for its own
+(``ChunkWorker.run_next``).
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from functools import lru_cache
+
+from sqlalchemy import Select, bindparam, exists, func, literal_column, select, update
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.elements import ColumnClause
+
+from batchpress.db.base import utcnow
+from batchpress.models import Image, ImageState, ProcessingRequest, RequestStatus
+from batchpress.processing.leases import ClaimedImage, claim_images
+
+MAX_IMAGES_PER_TASK = 32
+# The state written into the SQL, not bound: a prepared statement's generic plan ignored the (request, state) index.
+_PENDING: ColumnClause[str] = literal_column(f"'{ImageState.PENDING.value}'")
+
+
+def chunk_size(image_count: int) -> int:
+    """Enough chunks to spread a small batch over every worker, few enough that the queue is never the bottleneck."""
+    return max(1, min(MAX_IMAGES_PER_TASK, math.ceil(image_count / 16)))
+
+
+def claim_size(image_count: int, pending: int) -> int:
+    """Full chunks, then the last two chunks' worth in quarter-size ones: the batch then ends with every process
+    finishing small chunks together, not one of them working through a full chunk while the others wait."""
+    size = chunk_size(image_count)
+    return size if pending > 2 * size else max(1, size // 4)
+
+
+def planned_chunks(pending: int, image_count: int) -> int:
+    """How many claims take ``pending`` images of a request of ``image_count``: the messages it needs."""
+    chunks = 0
+    while pending > 0:
+        pending -= min(pending, claim_size(image_count, pending))
+        chunks += 1
+    return chunks
+
+
+def claim_next(session: Session, *, token: str, lease_seconds: float, max_attempts: int) -> list[ClaimedImage]:
+    """Claim a chunk of the request whose turn it is; empty when no open request has an image to claim.
+
+    Run it in a transaction: on PostgreSQL the chosen rows stay locked (``SKIP LOCKED``) until the claim commits,
+    so workers claiming at once take different images of the same request. An image a worker was lost on goes
+    alone, so that a poison image cannot take others down with it again.
+    """
+    for _ in range(3):  # a concurrent claimer may have emptied the chosen request in between
+        turn = session.execute(_turn_statement(), {"max_attempts": max_attempts}).first()
+        if turn is None:
+            return []
+        size = chunk_size(turn.image_count) if turn.image_count else MAX_IMAGES_PER_TASK
+        candidates = session.execute(
+            select(Image.id, Image.attempts)
+            .where(Image.request_id == turn.id, Image.state == _PENDING, Image.attempts < max_attempts)
+            .order_by(Image.id)
+            .limit(2 * size + 1)
+            .with_for_update(skip_locked=True)
+        ).all()
+        taken = candidates[: claim_size(turn.image_count or size, len(candidates))]
+        lost = [c.id for c in taken if c.attempts > 0]
+        claimed = claim_images(
+            session,
+            lost[:1] or [c.id for c in taken],
+            token=token,
+            lease_seconds=lease_seconds,
+            max_attempts=max_attempts,
+        )
+        if claimed:
+            session.execute(update(ProcessingRequest).where(ProcessingRequest.id == turn.id).values(served_at=utcnow()))
+            return claimed
+    return []
+
+
+def has_pending(session: Session, request_id: uuid.UUID, *, max_attempts: int) -> bool:
+    """Whether a claim could still take one of its images."""
+    waiting = exists().where(Image.request_id == request_id, Image.state == _PENDING, Image.attempts < max_attempts)
+    return bool(session.scalar(select(waiting)))
+
+
+@lru_cache(maxsize=1)
+def _turn_statement() -> Select[uuid.UUID, int]:
+    """The open request with an image to claim whose key, then itself, was served least recently (never first,
+    then the oldest). Requests without a key share one turn, as one key's do."""
+    same_key = aliased(ProcessingRequest)
+    open_states = RequestStatus.open_states()
+    key_served = (
+        select(func.max(same_key.served_at))
+        .where(same_key.status.in_(open_states), same_key.api_key_id.is_not_distinct_from(ProcessingRequest.api_key_id))
+        .scalar_subquery()
+    )
+    claimable = exists().where(
+        Image.request_id == ProcessingRequest.id, Image.state == _PENDING, Image.attempts < bindparam("max_attempts")
+    )
+    return (
+        select(ProcessingRequest.id, ProcessingRequest.image_count)
+        .where(ProcessingRequest.status.in_(open_states), claimable)
+        .order_by(
+            key_served.asc().nulls_first(),
+            ProcessingRequest.served_at.asc().nulls_first(),
+            ProcessingRequest.created_at,
+        )
+        .limit(1)
+    )
