@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     download_read_timeout: float = Field(default=20.0, gt=0)
     max_image_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
     max_image_pixels: int = Field(default=50_000_000, gt=0)
+    # CPU seconds one image may spend on decode and encode before it fails for good (processing/cpu_budget.py).
+    max_image_seconds: float = Field(default=20.0, gt=0)
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
     max_csv_rows: int = Field(default=100_000, gt=0)
     # Whole-download deadline per image (connect, redirects, body), whatever the per-read timeouts allow.

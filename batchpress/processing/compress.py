@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import struct
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from io import BytesIO
 
@@ -92,6 +93,7 @@ def compress_image(
     max_pixels: int = 50_000_000,
     output_format: str = "original",
     max_dimension: int | None = None,
+    stage: Callable[[str], None] | None = None,
 ) -> CompressedImage:
     """Re-encode ``data`` smaller at ``quality``, or return it unchanged when that is not smaller.
 
@@ -112,7 +114,8 @@ def compress_image(
 
     The effective pixel cap is the smaller of ``max_pixels`` and Pillow's ``Image.MAX_IMAGE_PIXELS``, whose
     decompression-bomb warning is raised as an error here. Peak memory is a few times ``max_pixels`` x 4
-    bytes. ``warnings.catch_warnings`` is process-wide, so call this from worker processes, not from threads
+    bytes. ``stage`` hears when decoding ends and encoding starts (the CPU budget names the step that ran
+    out). ``warnings.catch_warnings`` is process-wide, so call this from worker processes, not from threads
     that rely on warning filters of their own.
     """
     if not 1 <= quality <= 100:
@@ -145,6 +148,8 @@ def compress_image(
         except _DECODE_ERRORS as exc:
             raise ImageRejected(_corrupt_reason(kind, exc)) from None
 
+    if stage is not None:
+        stage("encode")
     if max_dimension is not None and max(im.size) > max_dimension:
         im.thumbnail((max_dimension, max_dimension), Image.Resampling.LANCZOS, reducing_gap=3.0)
     width, height = im.size

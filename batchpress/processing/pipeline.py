@@ -7,10 +7,12 @@ finishing and sweeping requests live in ``batchpress/lifecycle``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
 from concurrent.futures import Future
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import httpx
@@ -22,6 +24,7 @@ from batchpress.lifecycle.start import Enqueue
 from batchpress.lifecycle.transitions import mark_processing
 from batchpress.logs import request_id_var
 from batchpress.processing.compress import ImageRejected, compress_image
+from batchpress.processing.cpu_budget import CpuBudget, OverBudget
 from batchpress.processing.download import Downloaded, DownloadFailed, download
 from batchpress.processing.download_window import DownloadWindow
 from batchpress.processing.fair_share import claim_next, has_pending
@@ -49,6 +52,8 @@ class ChunkWorker:
     enqueue_event: EnqueueEvent
     # Publishes a message that wakes a worker for a request (worker/queue.py).
     wake: Enqueue
+    # Stops an image that spends more CPU than it may; worker processes have one (worker/process.py).
+    budget: CpuBudget | None = None
     downloads: DownloadWindow[ClaimedImage, Fetched] = field(init=False)
     recorder: WriteBehind[_Write] = field(init=False)
     heartbeat: LeaseHeartbeat = field(init=False)
@@ -87,7 +92,7 @@ class ChunkWorker:
         log_token = request_id_var.set(str(claimed[0].request_id))
         try:
             for image, pending_download in self.downloads.over(claimed):
-                outcomes.append((image.id, self._compress_and_store(image, pending_download)))
+                outcomes.append((image.id, self._compress_and_store(image, pending_download, token)))
                 if self.recorder.due():
                     self.recorder.submit(_Write(outcomes, token, requests))
                     outcomes = []
@@ -152,7 +157,7 @@ class ChunkWorker:
             result = exc
         return Fetched(result, elapsed_ms(started))
 
-    def _compress_and_store(self, image: ClaimedImage, pending_download: Future[Fetched]) -> Outcome:
+    def _compress_and_store(self, image: ClaimedImage, pending_download: Future[Fetched], token: str) -> Outcome:
         """The outcome carries how long each step took, so the API's /metrics can build its histograms from the
         database (observability/metrics.py)."""
         download_ms = None
@@ -164,14 +169,17 @@ class ChunkWorker:
                 return Failed(str(fetched.result), download_ms=download_ms)
             data = fetched.result.data
             started = time.monotonic()
-            result = compress_image(
-                data,
-                quality=image.quality,
-                max_pixels=self.settings.max_image_pixels,
-                output_format=image.output_format,
-                max_dimension=image.max_dimension,
-            )
-        except ImageRejected as exc:
+            budget = self.budget
+            with budget.limit(functools.partial(self._give_up, image, token)) if budget else nullcontext():
+                result = compress_image(
+                    data,
+                    quality=image.quality,
+                    max_pixels=self.settings.max_image_pixels,
+                    output_format=image.output_format,
+                    max_dimension=image.max_dimension,
+                    stage=budget.enter if budget else None,
+                )
+        except (ImageRejected, OverBudget) as exc:  # for good: another worker would spend the same again
             return Failed(str(exc), download_ms=download_ms, process_ms=elapsed_ms(started))
         except Exception as exc:  # a codec bug must fail one image, not the batch
             log.exception("compressing image %s failed", image.id)
@@ -187,6 +195,12 @@ class ChunkWorker:
             download_ms=download_ms,
             process_ms=elapsed_ms(started),
         )
+
+    def _give_up(self, image: ClaimedImage, token: str, reason: str) -> None:
+        """The CPU budget's hard stop, from its watchdog just before it kills this process: the image fails for
+        good, so no other worker takes it up again."""
+        with self.db.session() as session:
+            record_results(session, [(image.id, Failed(reason))], token=token, request_ids={image.request_id})
 
 
 @dataclass(frozen=True, slots=True)

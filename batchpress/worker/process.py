@@ -8,6 +8,7 @@ from functools import cached_property
 
 from batchpress.config import Settings
 from batchpress.context import Context
+from batchpress.processing.cpu_budget import CpuBudget
 from batchpress.processing.pipeline import ChunkWorker
 from batchpress.worker.celery_app import celery_app
 
@@ -28,6 +29,7 @@ class WorkerProcess:
             client=ctx.image_client,
             enqueue_event=ctx.queue.webhook,
             wake=ctx.queue.chunk,
+            budget=CpuBudget(ctx.settings.max_image_seconds),
         )
 
     def drain(self) -> None:
