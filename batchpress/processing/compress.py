@@ -25,6 +25,7 @@ from PIL import Image, ImageCms, UnidentifiedImageError
 
 from batchpress.processing.decode import decode
 from batchpress.processing.encode import encode_avif, encode_jpeg, encode_webp
+from batchpress.processing.gif_blocks import gif_problem
 from batchpress.processing.jpeg_fast import recompress_plain_jpeg
 from batchpress.processing.jpeg_markers import jpeg_problem
 from batchpress.processing.png_chunks import png_problem
@@ -127,6 +128,8 @@ def compress_image(
     if kind == "JPEG" and (problem := jpeg_problem(data)):
         raise ImageRejected(problem)
     if kind == "PNG" and (problem := png_problem(data)):
+        raise ImageRejected(problem)
+    if kind == "GIF" and (problem := gif_problem(data)):
         raise ImageRejected(problem)
 
     with warnings.catch_warnings():
