@@ -34,7 +34,7 @@ def png_problem(data: bytes) -> str | None:
     chunks = metadata_chunks = metadata = compressed = 0
     while pos + 8 <= size:
         length, kind = _HEADER.unpack_from(data, pos)
-        if not kind.isalpha() or not kind.isascii():
+        if not kind.isalpha():
             return None
         if length > _MAX_LENGTH:
             return f"truncated or corrupt PNG: its {kind.decode()} chunk claims {length} bytes, over the format's limit"
@@ -62,6 +62,6 @@ def png_problem(data: bytes) -> str | None:
 
 
 def _compressed_itxt(data: bytes, start: int, end: int) -> bool:
-    """Whether an iTXt chunk's compression flag, right after its keyword (at most 79 bytes), is set."""
-    nul = data.find(b"\x00", start, min(end, start + 80))
+    """Whether an iTXt chunk's compression flag is set; Pillow takes keywords of any length before it."""
+    nul = data.find(b"\x00", start, end)
     return 0 <= nul < end - 1 and data[nul + 1] != 0

@@ -167,6 +167,12 @@ def test_uncompressed_international_text_is_not_counted_as_compressed() -> None:
     assert png_problem(before_idat(small_png(), plain)) is None
 
 
+def test_compressed_international_text_counts_whatever_its_keyword_length() -> None:
+    packed = chunk(b"iTXt", b"k" * 200 + b"\x00\x01\x00\x00\x00" + zlib.compress(b"x"))
+    hostile = before_idat(small_png(), packed * (MAX_COMPRESSED_CHUNKS + 1))
+    assert "compressed text or profile chunks" in (png_problem(hostile) or "")
+
+
 def test_too_much_metadata_is_refused() -> None:
     hostile = before_idat(small_png(), chunk(b"prIv", bytes(2**20)) * 17)
     assert "more than 16 MB of metadata" in (png_problem(hostile) or "")
