@@ -25,7 +25,7 @@ _NOT_METADATA = frozenset({b"IDAT", b"fdAT", b"fcTL", b"IEND"})  # pixels and AP
 
 
 def png_problem(data: bytes) -> str | None:
-    """Why the PNG in ``data`` is refused unread, or None; a damaged chunk type is left for the decoder to judge."""
+    """Why the PNG in ``data`` is refused unread, or None; a damaged chunk type ends Pillow's reading too."""
     if not data.startswith(_SIGNATURE) or len(data) < 16:
         return None
     if data[12:16] != b"IHDR":
@@ -34,7 +34,7 @@ def png_problem(data: bytes) -> str | None:
     chunks = metadata_chunks = metadata = compressed = 0
     while pos + 8 <= size:
         length, kind = _HEADER.unpack_from(data, pos)
-        if not kind.isalpha():
+        if not kind.replace(b"_", b"A").isalnum():  # Pillow reads any \w{4} chunk type and stops at others
             return None
         if length > _MAX_LENGTH:
             return f"truncated or corrupt PNG: its {kind.decode()} chunk claims {length} bytes, over the format's limit"

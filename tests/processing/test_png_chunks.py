@@ -207,6 +207,12 @@ def test_a_png_must_start_with_its_header_chunk() -> None:
         compress_image(hostile)
 
 
+def test_chunk_types_with_digits_or_underscores_hide_nothing_behind_them() -> None:
+    odd = chunk(b"zz1_", b"")  # Pillow reads any four word characters as a chunk type and goes on
+    hostile = before_idat(small_png(), odd + chunk(b"zTXt", b"\x00\x00" + zlib.compress(b"x")) * 100)
+    assert "compressed text or profile chunks" in (png_problem(hostile) or "")
+
+
 def test_a_damaged_chunk_type_is_left_for_the_decoder() -> None:
     png = small_png()
     at = png.index(b"IDAT")
