@@ -26,8 +26,10 @@ from PIL import Image, ImageCms, UnidentifiedImageError
 
 from batchpress.processing.decode import decode
 from batchpress.processing.encode import encode_avif, encode_jpeg, encode_webp
+from batchpress.processing.gif_blocks import gif_problem
 from batchpress.processing.jpeg_fast import recompress_plain_jpeg
 from batchpress.processing.jpeg_markers import jpeg_problem
+from batchpress.processing.png_chunks import png_problem
 from batchpress.processing.png_palette import encode_png
 from batchpress.processing.sniff import ImageType, describe, sniff
 
@@ -127,6 +129,10 @@ def compress_image(
             f"unsupported image format ({what})" if what.endswith(" image") else f"not an image ({what})"
         )
     if kind == "JPEG" and (problem := jpeg_problem(data)):
+        raise ImageRejected(problem)
+    if kind == "PNG" and (problem := png_problem(data)):
+        raise ImageRejected(problem)
+    if kind == "GIF" and (problem := gif_problem(data)):
         raise ImageRejected(problem)
 
     with warnings.catch_warnings():
