@@ -1,5 +1,5 @@
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format bench bench-scaling bench-codecs bench-faults bench-hostile
+.PHONY: help run test lint format bench bench-scaling bench-codecs bench-faults bench-fairness bench-hostile
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -33,6 +33,10 @@ format: ## Apply ruff's formatting and safe fixes
 bench: ## Throughput against the codec limit and a naive baseline, ingest, status latency (< 10 min)
 	@./scripts/bootstrap.sh
 	.venv/bin/python -m benchmarks.bench
+
+bench-fairness: ## A 3-image request's latency beside a 1,440-image batch (10 tries), and what it costs the batch
+	@./scripts/bootstrap.sh
+	.venv/bin/python -m benchmarks.fairness
 
 bench-scaling: ## Images/s with 1 and 2 worker processes on PostgreSQL + Redis, and their ratio
 	@./scripts/bootstrap.sh

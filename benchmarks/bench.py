@@ -38,6 +38,7 @@ from benchmarks.endtoend import (
     warm_up,
     worker_pool_peaks,
 )
+from benchmarks.fairness import GOAL_SECONDS, GOAL_THROUGHPUT, SMALL_IMAGES, FairShare, describe, fair_share
 from benchmarks.origin import Origin
 from benchmarks.report import Row, machine, table
 from tests.support.cluster import port_open
@@ -58,12 +59,18 @@ class Sizes:
     status_products: int
     status_plan: dict[str, tuple[int, int]]  # per status variant: (rounds, requests per round); 0 rounds = repeats
     ingest_rows: tuple[int, int]
+    fair_copies: int  # the large batch of the fair-share part: the JPEG set this many times
+    fair_tries: int  # small requests beside each of its runs
 
 
 # 480 JPEGs: with the codec at ~110 images/s on two cores, 160 made a batch of under 2 s, most of it start-up
 # (first image ~0.3 s) and the last chunks' tail rather than throughput.
-FULL = Sizes(480, 150, 1.0, 1000, {"poll": (0, 2000), "full": (0, 2000), "full-identity": (1, 1000)}, (10_000, 100_000))
-QUICK = Sizes(8, 8, 0.1, 20, {"poll": (1, 64), "full": (1, 32), "full-identity": (1, 32)}, (100, 500))
+FULL = Sizes(
+    480, 150, 1.0, 1000, {"poll": (0, 2000), "full": (0, 2000), "full-identity": (1, 1000)}, (10_000, 100_000), 3, 10
+)
+QUICK = Sizes(8, 8, 0.1, 20, {"poll": (1, 64), "full": (1, 32), "full-identity": (1, 32)}, (100, 500), 1, 2)
+# Runs of the large batch alone and beside small requests, for its throughput ratio.
+FAIR_ROUNDS = 2
 
 _STARTED = time.monotonic()
 
@@ -118,7 +125,7 @@ def section(results: dict[str, Any], name: str) -> Iterator[None]:
         results["errors"][name] = f"{type(exc).__name__}: {exc}"[:300]
 
 
-PARTS = ("codec", "embedded", "status", "postgres", "naive", "ingest")
+PARTS = ("codec", "embedded", "status", "fairness", "postgres", "naive", "ingest")
 
 
 def measure(sizes: Sizes, repeats: int, seed: int, skip_pg: str | None, parts: set[str]) -> dict[str, Any]:
@@ -161,7 +168,7 @@ def measure_services(
         csvs = {c.name: products_csv(serve(server, c), seed) for c in sets}
         log("end to end, embedded (SQLite + filesystem broker)")
         with section(results, "embedded"):
-            if not parts & {"embedded", "status"}:
+            if not parts & {"embedded", "status", "fairness"}:
                 raise Skipped
             api = stack.enter_context(embedded(root / "embedded", cores))
             assert api.process is not None
@@ -177,6 +184,14 @@ def measure_services(
                 if "status" not in parts:
                     raise Skipped
                 results["status"] = status_latency(api, server, status_id, sets[0], jpeg_rate, plan)
+            log(f"fair share: {sizes.fair_tries} small requests beside {sizes.fair_copies}x the JPEG set")
+            with section(results, "fairness"):
+                if "fairness" not in parts:
+                    raise Skipped
+                results["fairness"] = fair_share(
+                    api, server, sets[0], copies=sizes.fair_copies, tries=sizes.fair_tries, rounds=FAIR_ROUNDS
+                )
+                log(f"  {describe(results['fairness'])}")
             results["worker_pool_peaks"] = worker_pool_peaks(api.process.pid)
             stack.close()
         if "postgres" not in parts:
@@ -292,9 +307,36 @@ def build_rows(results: dict[str, Any], sizes: Sizes, skip_pg: str | None) -> li
                 rows.append(row if variant.goals else replace(row, target="", goal=None))
     else:
         rows.append(replace(failed, metric="status latency"))
+    rows.extend(fair_rows(results.get("fairness"), failed))
     peaks = results.get("worker_pool_peaks")
     rows.append(Row("worker pool process peak RSS (max)", max(peaks) / MB if peaks else None, "MB (VmHWM)"))
     return rows
+
+
+def fair_rows(fair: FairShare | None, failed: Row) -> list[Row]:
+    if fair is None:
+        return [replace(failed, metric="fair share")]
+    small = fair.small_seconds
+    latency = Row(
+        f"{SMALL_IMAGES}-image request beside a {fair.large_images:,}-image batch, p95",
+        fair.p95(),
+        f"s from its 202 (median {statistics.median(small):.2f} s, {len(small)} tries)",
+        f"< {GOAL_SECONDS:.0f} s",
+        goal=GOAL_SECONDS,
+        higher_is_better=False,
+        runs=small,
+    )
+    alone = statistics.median(fair.alone_seconds)
+    throughput = Row(
+        "large batch beside them, against alone",
+        fair.large_images / statistics.median(fair.beside_seconds),
+        f"images/s ({fair.large_images / alone:.1f} alone)",
+        f">= {GOAL_THROUGHPUT}x alone",
+        ratio=fair.throughput_ratio,
+        goal=GOAL_THROUGHPUT,
+        runs=[fair.large_images / s for s in fair.beside_seconds],
+    )
+    return [latency, throughput]
 
 
 def detail(results: dict[str, Any]) -> dict[str, Any]:
@@ -311,6 +353,7 @@ def detail(results: dict[str, Any]) -> dict[str, Any]:
         "ingest": {str(k): {"seconds": v[0], "api_peak_rss_bytes": v[1]} for k, v in results["ingest"].items()},
         "worker_pool_peak_rss_bytes": results.get("worker_pool_peaks"),
         "tiny_images_embedded": results.get("tiny_images"),
+        "fairness": results["fairness"].__dict__ if "fairness" in results else None,
     }
     if "status" in results:
         status = results["status"]

@@ -2,13 +2,15 @@
 
 A message only wakes a worker. The claim then takes a chunk of the open request whose API key was served least
 recently, and among that key's requests the one served least recently: a 3-image request uploaded behind a
-100,000-image one is served at the next claim, not after every chunk already enqueued. Each request still gets
+100,000-image one is served at the next claim, not after every chunk already enqueued; a request nobody works on
+comes first, and a chunk that has run for a second gives way to it (``ChunkWorker.run_next``). Each request still gets
 as many messages as it has chunks; a message spent on another request's turn is published again for its own
 (``ChunkWorker.run_next``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import uuid
 from functools import lru_cache
@@ -24,6 +26,7 @@ from batchpress.processing.leases import ClaimedImage, claim_images
 MAX_IMAGES_PER_TASK = 32
 # The state written into the SQL, not bound: a prepared statement's generic plan ignored the (request, state) index.
 _PENDING: ColumnClause[str] = literal_column(f"'{ImageState.PENDING.value}'")
+_PROCESSING: ColumnClause[str] = literal_column(f"'{ImageState.PROCESSING.value}'")
 
 
 def chunk_size(image_count: int) -> int:
@@ -87,10 +90,38 @@ def has_pending(session: Session, request_id: uuid.UUID, *, max_attempts: int) -
     return bool(session.scalar(select(waiting)))
 
 
+def someone_else_waits(session: Session, request_id: uuid.UUID, *, max_attempts: int) -> bool:
+    """Whether the request whose turn it is now is another one that nobody works on: a chunk of
+    ``request_id`` that has run its quantum then stops at its next image, so that a small request behind a large
+    batch waits about a second, not for a chunk of 12 MP photos. A request a worker already serves waits its turn."""
+    turn = session.execute(_turn_statement(), {"max_attempts": max_attempts}).first()
+    if turn is None or turn.id == request_id:
+        return False
+    return not session.scalar(select(exists().where(Image.request_id == turn.id, Image.state == _PROCESSING)))
+
+
+def release(session: Session, image_ids: list[int], *, token: str, lease_seconds: float) -> int:
+    """Give back claimed images this worker has not started, with the attempt their claim took."""
+    now = utcnow()
+    result = session.execute(
+        update(Image)
+        .where(Image.id.in_(image_ids), Image.lease_token == token, Image.state == _PROCESSING)
+        .values(
+            state=ImageState.PENDING.value,
+            attempts=Image.attempts - 1,
+            lease_token=None,
+            lease_until=now + dt.timedelta(seconds=lease_seconds),
+            updated_at=now,
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 @lru_cache(maxsize=1)
 def _turn_statement() -> Select[uuid.UUID, int]:
-    """The open request with an image to claim whose key, then itself, was served least recently (never first,
-    then the oldest). Requests without a key share one turn, as one key's do."""
+    """The open request with an image to claim that nobody works on, else any; among those, the one whose key,
+    then itself, was served least recently (never first, then the oldest). Requests without a key share one turn,
+    as one key's do. Nobody-on-it first lets a small request's next image follow its last at once."""
     same_key = aliased(ProcessingRequest)
     open_states = RequestStatus.open_states()
     key_served = (
@@ -101,10 +132,12 @@ def _turn_statement() -> Select[uuid.UUID, int]:
     claimable = exists().where(
         Image.request_id == ProcessingRequest.id, Image.state == _PENDING, Image.attempts < bindparam("max_attempts")
     )
+    in_flight = exists().where(Image.request_id == ProcessingRequest.id, Image.state == _PROCESSING)
     return (
         select(ProcessingRequest.id, ProcessingRequest.image_count)
         .where(ProcessingRequest.status.in_(open_states), claimable)
         .order_by(
+            in_flight.asc(),
             key_served.asc().nulls_first(),
             ProcessingRequest.served_at.asc().nulls_first(),
             ProcessingRequest.created_at,

@@ -27,7 +27,7 @@ from batchpress.processing.compress import ImageRejected, compress_image
 from batchpress.processing.cpu_budget import CpuBudget, OverBudget
 from batchpress.processing.download import Downloaded, DownloadFailed, download
 from batchpress.processing.download_window import DownloadWindow
-from batchpress.processing.fair_share import claim_next, has_pending
+from batchpress.processing.fair_share import claim_next, has_pending, release, someone_else_waits
 from batchpress.processing.heartbeat import LeaseHeartbeat
 from batchpress.processing.leases import ClaimedImage, new_token, renew_leases
 from batchpress.processing.results import Compressed, Failed, Outcome, record_results
@@ -36,6 +36,11 @@ from batchpress.storage import ImageStorage
 
 log = logging.getLogger(__name__)
 
+# A chunk runs this long before it gives way to a request nobody works on: short enough for a small request's
+# latency, long enough that requests outnumbering processes take turns without wasting the downloads run ahead.
+YIELD_AFTER_SECONDS = 1.0
+# How often it asks after that (a read of ~0.5 ms).
+YIELD_CHECK_SECONDS = 0.2
 CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", "avif": "image/avif"}
 
 
@@ -90,12 +95,17 @@ class ChunkWorker:
         requests = {c.request_id for c in claimed}
         outcomes: list[tuple[int, Outcome]] = []
         log_token = request_id_var.set(str(claimed[0].request_id))
+        checked = time.monotonic() + YIELD_AFTER_SECONDS - YIELD_CHECK_SECONDS
         try:
-            for image, pending_download in self.downloads.over(claimed):
+            for done, (image, pending_download) in enumerate(self.downloads.over(claimed), 1):
                 outcomes.append((image.id, self._compress_and_store(image, pending_download, token)))
                 if self.recorder.due():
                     self.recorder.submit(_Write(outcomes, token, requests))
                     outcomes = []
+                if done < len(claimed) and time.monotonic() - checked >= YIELD_CHECK_SECONDS:
+                    checked = time.monotonic()
+                    if self._yield_turn(claimed[0].request_id, [c.id for c in claimed[done:]], token):
+                        break
         except BaseException:
             self.heartbeat.release(token)
             raise
@@ -115,6 +125,21 @@ class ChunkWorker:
             for request_id in {c.request_id for c in claimed if c.request_pending}:
                 mark_processing(session, request_id)
         return claimed
+
+    def _yield_turn(self, request_id: uuid.UUID, rest: list[int], token: str) -> bool:
+        """Stop the chunk here when another request waits with nobody on it: the images not started go back,
+        with a message for them. A failure leaves the chunk to go on."""
+        try:
+            with self.db.session(read_only=True) as session:
+                if not someone_else_waits(session, request_id, max_attempts=self.settings.max_attempts):
+                    return False
+            with self.db.session() as session:
+                release(session, rest, token=token, lease_seconds=self.settings.lease_seconds)
+        except Exception:
+            log.warning("could not check whether another request waits; going on with the chunk", exc_info=True)
+            return False
+        self._hand_back(request_id)
+        return True
 
     def _hand_back(self, request_id: uuid.UUID) -> None:
         """Publish ``request_id``'s message again if it still has images waiting; a failure is left to the sweeper,

@@ -6,13 +6,13 @@ from __future__ import annotations
 import threading
 import uuid
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from batchpress.config import Settings
 from batchpress.db.engine import Database
 from batchpress.models import Image
-from batchpress.processing.fair_share import claim_next, has_pending, planned_chunks
+from batchpress.processing.fair_share import claim_next, has_pending, planned_chunks, release, someone_else_waits
 from batchpress.processing.leases import ClaimedImage, new_token
 from tests.db.conftest import new_request
 
@@ -111,3 +111,32 @@ def test_workers_claiming_at_once_take_different_images(
     for thread in threads:
         thread.join()
     assert sorted(taken) == sorted(large_ids + small_ids)
+
+
+def test_a_chunk_in_hand_gives_way_only_to_a_request_nobody_works_on(
+    database: Database, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    large, _ = new_request(sessions, 2000)
+    other_large, _ = new_request(sessions, 2000)
+    token = new_token()
+    with database.session() as session:
+        chunk = claim_next(session, token=token, lease_seconds=60, max_attempts=settings.max_attempts)
+    assert chunk[0].request_id == large
+
+    def waits() -> bool:
+        with database.session(read_only=True) as session:
+            return someone_else_waits(session, large, max_attempts=settings.max_attempts)
+
+    assert waits()  # the other large request: its turn, and nobody on it
+    assert served(database, settings, 1) == [other_large]
+    assert not waits()  # now somebody works on it: it waits for its turn like any other
+    small, _ = new_request(sessions, 3)
+    assert waits()
+    with database.session() as session:
+        rest = [c.id for c in chunk[1:]]
+        assert release(session, rest, token=token, lease_seconds=60) == len(rest)
+    assert served(database, settings, 1) == [small]
+    with database.session(read_only=True) as session:
+        states = session.execute(select(Image.state, Image.attempts).where(Image.id.in_(rest))).all()
+    # Back to pending with the attempt their claim took, so none of them is taken for a lost worker's image.
+    assert {(s.state, s.attempts) for s in states} == {("pending", 0)}
