@@ -18,6 +18,7 @@ from functools import lru_cache
 from sqlalchemy import Select, bindparam, exists, func, literal_column, select, update
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnClause
+from sqlalchemy.sql.selectable import ScalarSelect
 
 from batchpress.db.base import utcnow
 from batchpress.models import Image, ImageState, ProcessingRequest, RequestStatus
@@ -64,7 +65,15 @@ def claim_next(session: Session, *, token: str, lease_seconds: float, max_attemp
         size = chunk_size(turn.image_count) if turn.image_count else MAX_IMAGES_PER_TASK
         candidates = session.execute(
             select(Image.id, Image.attempts)
-            .where(Image.request_id == turn.id, Image.state == _PENDING, Image.attempts < max_attempts)
+            .where(
+                Image.request_id == turn.id,
+                Image.state == _PENDING,
+                Image.attempts < max_attempts,
+                # From its first pending image on, which the (request, state, id) index gives in one read: ordered
+                # by id alone, PostgreSQL with statistics from before most of a request was done walked the primary
+                # key past every finished image (docs/performance.md, "Fair share").
+                Image.id >= _first_pending(turn.id),
+            )
             .order_by(Image.id)
             .limit(2 * size + 1)
             .with_for_update(skip_locked=True)
@@ -82,6 +91,11 @@ def claim_next(session: Session, *, token: str, lease_seconds: float, max_attemp
             session.execute(update(ProcessingRequest).where(ProcessingRequest.id == turn.id).values(served_at=utcnow()))
             return claimed
     return []
+
+
+def _first_pending(request_id: uuid.UUID) -> ScalarSelect[int]:
+    """One read of the (request, state, id) index's first entry."""
+    return select(func.min(Image.id)).where(Image.request_id == request_id, Image.state == _PENDING).scalar_subquery()
 
 
 def has_pending(session: Session, request_id: uuid.UUID, *, max_attempts: int) -> bool:

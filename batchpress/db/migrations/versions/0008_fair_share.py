@@ -20,6 +20,9 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    # The id in the index: a claim's "next pending images of this request, in order" is then a range read.
+    op.create_index("ix_image_request_state_id", "image", ["request_id", "state", "id"])
+    op.drop_index("ix_image_request_state", table_name="image")
     with op.batch_alter_table("processing_request", schema=None) as batch_op:
         batch_op.add_column(sa.Column("image_count", sa.Integer(), server_default="0", nullable=False))
         batch_op.add_column(sa.Column("served_at", sa.DateTime(timezone=True), nullable=True))
@@ -33,3 +36,5 @@ def downgrade() -> None:
     with op.batch_alter_table("processing_request", schema=None) as batch_op:
         batch_op.drop_column("served_at")
         batch_op.drop_column("image_count")
+    op.create_index("ix_image_request_state", "image", ["request_id", "state"])
+    op.drop_index("ix_image_request_state_id", table_name="image")
