@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 
 from benchmarks.corpus import Corpus, build, products_csv, serve
-from benchmarks.endtoend import TERMINAL, embedded, timed_run, upload, warm_up
+from benchmarks.endtoend import TERMINAL, embedded, postgres_redis, timed_run, upload, warm_up
 from benchmarks.origin import Origin
 from tests.support.photos import make_image
 from tests.support.servers import Service
@@ -129,13 +129,14 @@ def main() -> None:
     parser.add_argument("--tries", type=int, default=10, help="small requests per run beside the large batch")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--seed", type=int, default=20260101)
+    parser.add_argument("--postgres", action="store_true", help="one API and one worker on PostgreSQL + Redis")
     args = parser.parse_args()
     jpegs, _ = build(args.jpegs, 0, args.seed)
     cores = os.cpu_count() or 1
     with (
         Origin() as server,
         tempfile.TemporaryDirectory(prefix="bp-fair-") as tmp,
-        embedded(Path(tmp) / "embedded", cores) as api,
+        (postgres_redis if args.postgres else embedded)(Path(tmp) / "service", cores) as api,
     ):
         warm_up(api, server, make_image("jpeg", 1, (640, 480)), 4 * cores)
         result = fair_share(api, server, jpegs, copies=args.copies, tries=args.tries, rounds=args.rounds)

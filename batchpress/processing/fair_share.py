@@ -63,8 +63,8 @@ def claim_next(session: Session, *, token: str, lease_seconds: float, max_attemp
         if turn is None:
             return []
         size = chunk_size(turn.image_count) if turn.image_count else MAX_IMAGES_PER_TASK
-        candidates = session.execute(
-            select(Image.id, Image.attempts)
+        waiting = (
+            select(Image.id)
             .where(
                 Image.request_id == turn.id,
                 Image.state == _PENDING,
@@ -75,10 +75,15 @@ def claim_next(session: Session, *, token: str, lease_seconds: float, max_attemp
                 Image.id >= _first_pending(turn.id),
             )
             .order_by(Image.id)
-            .limit(2 * size + 1)
+        )
+        # Sized from what is pending, counting what other claims hold locked: a chunk sized from the rows left
+        # unlocked came out smaller than planned, and the request then had fewer messages than chunks.
+        pending = session.scalar(select(func.count()).select_from(waiting.limit(2 * size + 1).subquery())) or 0
+        taken = session.execute(
+            waiting.with_only_columns(Image.id, Image.attempts)
+            .limit(claim_size(turn.image_count or size, pending))
             .with_for_update(skip_locked=True)
         ).all()
-        taken = candidates[: claim_size(turn.image_count or size, len(candidates))]
         lost = [c.id for c in taken if c.attempts > 0]
         claimed = claim_images(
             session,

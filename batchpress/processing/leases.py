@@ -39,6 +39,8 @@ class ClaimedImage:
     max_dimension: int | None = None
     # Its request was still ``pending`` when claimed: the claimer moves it to ``processing``.
     request_pending: bool = False
+    # How many images its request holds, which sizes its chunks (processing/fair_share.py).
+    request_images: int = 0
 
 
 def new_token() -> str:
@@ -70,6 +72,7 @@ def claim_images(
             output_format=r.output_format,
             max_dimension=r.max_dimension,
             request_pending=r.status == RequestStatus.PENDING.value,
+            request_images=r.image_count,
         )
         for r in rows
     ]
@@ -120,6 +123,7 @@ def _claim_statement() -> ReturningUpdate[Any]:
             of_request(ProcessingRequest.output_format),
             of_request(ProcessingRequest.max_dimension),
             of_request(ProcessingRequest.status),
+            of_request(ProcessingRequest.image_count),
         )
     )
 

@@ -27,7 +27,7 @@ from batchpress.processing.compress import ImageRejected, compress_image
 from batchpress.processing.cpu_budget import CpuBudget, OverBudget
 from batchpress.processing.download import Downloaded, DownloadFailed, download
 from batchpress.processing.download_window import DownloadWindow
-from batchpress.processing.fair_share import claim_next, has_pending, release, someone_else_waits
+from batchpress.processing.fair_share import claim_next, has_pending, planned_chunks, release, someone_else_waits
 from batchpress.processing.heartbeat import LeaseHeartbeat
 from batchpress.processing.leases import ClaimedImage, new_token, renew_leases
 from batchpress.processing.results import Compressed, Failed, Outcome, record_results
@@ -104,7 +104,7 @@ class ChunkWorker:
                     outcomes = []
                 if done < len(claimed) and time.monotonic() - checked >= YIELD_CHECK_SECONDS:
                     checked = time.monotonic()
-                    if self._yield_turn(claimed[0].request_id, [c.id for c in claimed[done:]], token):
+                    if self._yield_turn(claimed[0], [c.id for c in claimed[done:]], token):
                         break
         except BaseException:
             self.heartbeat.release(token)
@@ -126,19 +126,23 @@ class ChunkWorker:
                 mark_processing(session, request_id)
         return claimed
 
-    def _yield_turn(self, request_id: uuid.UUID, rest: list[int], token: str) -> bool:
+    def _yield_turn(self, first: ClaimedImage, rest: list[int], token: str) -> bool:
         """Stop the chunk here when another request waits with nobody on it: the images not started go back,
-        with a message for them. A failure leaves the chunk to go on."""
+        with a message for each chunk they make. A failure leaves the chunk to go on."""
         try:
             with self.db.session(read_only=True) as session:
-                if not someone_else_waits(session, request_id, max_attempts=self.settings.max_attempts):
+                if not someone_else_waits(session, first.request_id, max_attempts=self.settings.max_attempts):
                     return False
             with self.db.session() as session:
                 release(session, rest, token=token, lease_seconds=self.settings.lease_seconds)
         except Exception:
             log.warning("could not check whether another request waits; going on with the chunk", exc_info=True)
             return False
-        self._hand_back(request_id)
+        try:
+            for _ in range(planned_chunks(len(rest), first.request_images or len(rest))):
+                self.wake(first.request_id)
+        except Exception:
+            log.warning("could not publish the released images' messages; the sweeper will", exc_info=True)
         return True
 
     def _hand_back(self, request_id: uuid.UUID) -> None:
