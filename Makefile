@@ -1,5 +1,5 @@
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format bench bench-scaling bench-codecs bench-faults
+.PHONY: help run test lint format bench bench-scaling bench-codecs bench-faults bench-memory
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -45,3 +45,7 @@ bench-codecs: ## Per-core speed, size and quality of Pillow, pyvips, simplejpeg,
 bench-faults: ## Batch time without and with a fault: kill -9 of a worker, pool process or serve, Redis restart, DB connections dropped (< 15 min)
 	@./scripts/bootstrap.sh
 	.venv/bin/python -m benchmarks.faults
+
+bench-memory: ## Peak RSS and time of a pool process per image: 50 MP photos of every format, hostile files (< 15 min)
+	@./scripts/bootstrap.sh
+	.venv/bin/python -m benchmarks.memory

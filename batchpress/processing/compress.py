@@ -60,6 +60,9 @@ _DECODE_ERRORS: tuple[type[BaseException], ...] = (
 # Largest side each encoder can write (libjpeg's JPEG_MAX_DIMENSION, the WebP bitstream's 14 bits).
 _MAX_SIDE: dict[str, int] = {"JPEG": 65_500, "WEBP": 16_383, "AVIF": 65_536}
 _REQUESTED_FORMATS: dict[str, str] = {"jpeg": "JPEG", "webp": "WEBP", "avif": "AVIF"}
+# Shrinking first halves by whole factors while the image stays this many times the target, then resamples:
+# Pillow's advice for quality as good as LANCZOS from the full image at a fraction of the cost.
+_REDUCING_GAP = 3.0
 
 
 class ImageRejected(Exception):
@@ -139,6 +142,8 @@ def compress_image(
                     if output_format == "original" and len(encoded) >= len(data):
                         return CompressedImage(data, kind, "jpg", width, height, kept_original=True)
                     return CompressedImage(encoded, "JPEG", "jpg", width, height, kept_original=False)
+                if kind == "JPEG" and max_dimension is not None:
+                    _decode_scaled(opened, max_dimension)
                 im, icc = decode(opened)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise ImageRejected(_bomb_reason(str(exc), max_pixels)) from None
@@ -146,7 +151,7 @@ def compress_image(
             raise ImageRejected(_corrupt_reason(kind, exc)) from None
 
     if max_dimension is not None and max(im.size) > max_dimension:
-        im.thumbnail((max_dimension, max_dimension), Image.Resampling.LANCZOS, reducing_gap=3.0)
+        im.thumbnail((max_dimension, max_dimension), Image.Resampling.LANCZOS, reducing_gap=_REDUCING_GAP)
     width, height = im.size
     requested = _REQUESTED_FORMATS.get(output_format)
     out_format = requested or (kind if kind in ("PNG", "WEBP") else "JPEG")
@@ -166,6 +171,15 @@ def compress_image(
     if requested is None and max_dimension is None and len(encoded) >= len(data):
         return CompressedImage(data, kind, _EXTENSIONS[kind], width, height, kept_original=True)
     return CompressedImage(encoded, out_format, _EXTENSIONS[out_format], width, height, kept_original=False)
+
+
+def _decode_scaled(opened: Image.Image, max_dimension: int) -> None:
+    """Let libjpeg decode a JPEG that is to be shrunk at 1/2, 1/4 or 1/8 scale, as ``thumbnail`` would on an image
+    not yet loaded (ours is loaded to be turned upright first): a 50 MP photo then never exists at full size."""
+    scale = max_dimension / max(opened.size)
+    if scale < 1:
+        width, height = (max(1, round(side * scale * _REDUCING_GAP)) for side in opened.size)
+        opened.draft(None, (width, height))
 
 
 def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:

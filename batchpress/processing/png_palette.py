@@ -7,7 +7,7 @@ from typing import Any
 from PIL import Image
 
 from batchpress.processing.decode import has_alpha
-from batchpress.processing.encode import icc_for, save
+from batchpress.processing.encode import as_mode, icc_for, save
 
 # Below this many pixels a lossless PNG re-save costs a few milliseconds, so it is worth trying against the
 # palette version; above it, it costs ~1 s per 3 MP and measured no gain on photos.
@@ -38,11 +38,11 @@ def encode_png(im: Image.Image, icc: bytes | None) -> bytes:
         params: dict[str, Any] = {} if transparency is None else {"transparency": transparency}
         return save(im, "PNG", compress_level=6, icc_profile=icc_for("RGB", icc), **params)
     if has_alpha(im):
-        im = im.convert("RGBA")
+        im = as_mode(im, "RGBA")
     elif im.mode == "L":
         return save(im.point(_GREY_LEVELS_LUT), "PNG", compress_level=6, icc_profile=icc_for("L", icc))
     else:
-        im = im.convert("RGB")
+        im = as_mode(im, "RGB")
     profile = icc_for(im.mode, icc)
     few_colours = im.getcolors(256) is not None
     if im.mode == "RGB" and few_colours:
