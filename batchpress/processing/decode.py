@@ -16,6 +16,8 @@ ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 def decode(opened: Image.Image) -> tuple[Image.Image, bytes | None]:
     """Decode the first frame, turn it upright and normalise exotic modes; return it with its ICC profile."""
     opened.load()
+    # Pillow's WebP reader keeps libwebp's animation decoder, two canvases of 4 bytes a pixel, while the image lives.
+    vars(opened).pop("_decoder", None)
     icc = opened.info.get("icc_profile") or None
     ImageOps.exif_transpose(opened, in_place=True)
     im = opened
