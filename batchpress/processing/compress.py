@@ -144,7 +144,7 @@ def compress_image(
                     return CompressedImage(encoded, "JPEG", "jpg", width, height, kept_original=False)
                 if kind == "JPEG" and max_dimension is not None:
                     _decode_scaled(opened, max_dimension)
-                im, icc = decode(opened)
+                im, icc = decode(opened, data)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise ImageRejected(_bomb_reason(str(exc), max_pixels)) from None
         except _DECODE_ERRORS as exc:

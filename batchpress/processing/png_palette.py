@@ -8,10 +8,15 @@ from PIL import Image
 
 from batchpress.processing.decode import has_alpha
 from batchpress.processing.encode import as_mode, icc_for, save
+from batchpress.processing.octree import quantize_octree
 
 # Below this many pixels a lossless PNG re-save costs a few milliseconds, so it is worth trying against the
 # palette version; above it, it costs ~1 s per 3 MP and measured no gain on photos.
 SMALL_PNG_PIXELS = 100_000
+
+# Above this many pixels the octree palette is built band by band (octree.py): the same output at 5x the time of
+# Pillow's, which would need 9 bytes a pixel beside the image (docs/security.md, "Memory per worker process").
+BANDED_OCTREE_PIXELS = 16_000_000
 
 # 64 evenly spaced grey levels that keep pure black and pure white exact (white backgrounds stay #fff).
 _GREY_LEVELS_LUT = [round(round(v * 63 / 255) * 255 / 63) for v in range(256)]
@@ -48,11 +53,17 @@ def encode_png(im: Image.Image, icc: bytes | None) -> bytes:
     if im.mode == "RGB" and few_colours:
         exact = im.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
         return save(exact, "PNG", compress_level=6, icc_profile=profile)
-    palette = _snap_extremes(im.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE))
+    palette = _snap_extremes(_octree(im))
     candidates = [save(palette, "PNG", compress_level=6, icc_profile=profile)]
     if few_colours or im.width * im.height <= SMALL_PNG_PIXELS:
         candidates.append(save(im, "PNG", compress_level=6, icc_profile=profile))
     return min(candidates, key=len)
+
+
+def _octree(im: Image.Image) -> Image.Image:
+    if im.width * im.height > BANDED_OCTREE_PIXELS:
+        return quantize_octree(im)
+    return im.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
 
 
 def _snap_extremes(palette_image: Image.Image) -> Image.Image:
