@@ -23,7 +23,7 @@ from io import BytesIO
 
 from PIL import Image, ImageCms, UnidentifiedImageError
 
-from batchpress.processing.decode import decode
+from batchpress.processing.decode import decode, has_alpha
 from batchpress.processing.encode import encode_avif, encode_jpeg, encode_webp
 from batchpress.processing.jpeg_fast import recompress_plain_jpeg
 from batchpress.processing.jpeg_markers import jpeg_problem
@@ -60,6 +60,9 @@ _DECODE_ERRORS: tuple[type[BaseException], ...] = (
 # Largest side each encoder can write (libjpeg's JPEG_MAX_DIMENSION, the WebP bitstream's 14 bits).
 _MAX_SIDE: dict[str, int] = {"JPEG": 65_500, "WEBP": 16_383, "AVIF": 65_536}
 _REQUESTED_FORMATS: dict[str, str] = {"jpeg": "JPEG", "webp": "WEBP", "avif": "AVIF"}
+# Encoders whose own buffers would take a pool process past its memory budget on larger images: libavif with aom
+# needs ~27 bytes a pixel, libwebp's lossless alpha plane ~33 (docs/security.md, "Memory per worker process").
+ENCODER_MAX_PIXELS: dict[str, int] = {"AVIF": 12_000_000, "AVIF with alpha": 12_000_000, "WEBP with alpha": 12_000_000}
 # Shrinking first halves by whole factors while the image stays this many times the target, then resamples:
 # Pillow's advice for quality as good as LANCZOS from the full image at a fraction of the cost.
 _REDUCING_GAP = 3.0
@@ -158,6 +161,14 @@ def compress_image(
     if max(width, height) > _MAX_SIDE.get(out_format, max(width, height)):
         raise ImageRejected(
             f"image is {width}x{height}, over the {out_format} limit of {_MAX_SIDE[out_format]} pixels a side"
+        )
+    limit = ENCODER_MAX_PIXELS.get(out_format + (" with alpha" if has_alpha(im) else ""), width * height)
+    if width * height > limit:
+        if requested is None and max_dimension is None:
+            return CompressedImage(data, kind, _EXTENSIONS[kind], width, height, kept_original=True)
+        raise ImageRejected(
+            f"image is {width}x{height} = {width * height / 1e6:.1f} MP; {out_format} output is limited to "
+            f"{limit / 1e6:.0f} MP: ask for a max_dimension as well"
         )
     if out_format == "PNG":
         encoded = encode_png(im, icc)
