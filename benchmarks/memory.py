@@ -63,10 +63,17 @@ OPTIONS: dict[str, list[dict[str, object]]] = {
         {},
         {"output_format": "webp"},
         {"output_format": "avif"},
+        {"output_format": "avif", "max_dimension": 4000},
         {"max_dimension": 2000},
     ],
     "50mp-png": [{}, {"output_format": "jpeg"}],
-    "50mp-png_alpha": [{}, {"output_format": "webp"}, {"output_format": "jpeg"}],
+    "50mp-png_alpha": [
+        {},
+        {"output_format": "webp"},
+        {"output_format": "webp", "max_dimension": 4000},
+        {"output_format": "avif", "max_dimension": 4000},
+        {"output_format": "jpeg"},
+    ],
     "50mp-webp": [{}, {"max_dimension": 2000}],
     "50mp-tiff": [{}, {"max_dimension": 2000}],
 }
