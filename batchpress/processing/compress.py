@@ -15,9 +15,11 @@ pixels upright in a mode every encoder takes, and ``encode``, ``png_palette`` an
 
 from __future__ import annotations
 
+import math
 import re
 import struct
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from io import BytesIO
 
@@ -63,6 +65,7 @@ _REQUESTED_FORMATS: dict[str, str] = {"jpeg": "JPEG", "webp": "WEBP", "avif": "A
 # Encoders whose own buffers would take a pool process past its memory budget on larger images: libavif with aom
 # needs ~27 bytes a pixel, libwebp's lossless alpha plane ~33 (docs/security.md, "Memory per worker process").
 ENCODER_MAX_PIXELS: dict[str, int] = {"AVIF": 12_000_000, "AVIF with alpha": 12_000_000, "WEBP with alpha": 12_000_000}
+_PREMULTIPLIED = {"RGBA": "RGBa", "LA": "La"}
 # Shrinking first halves by whole factors while the image stays this many times the target, then resamples:
 # Pillow's advice for quality as good as LANCZOS from the full image at a fraction of the cost.
 _REDUCING_GAP = 3.0
@@ -154,7 +157,7 @@ def compress_image(
             raise ImageRejected(_corrupt_reason(kind, exc)) from None
 
     if max_dimension is not None and max(im.size) > max_dimension:
-        im.thumbnail((max_dimension, max_dimension), Image.Resampling.LANCZOS, reducing_gap=_REDUCING_GAP)
+        im = _shrink(im, max_dimension)
     width, height = im.size
     requested = _REQUESTED_FORMATS.get(output_format)
     out_format = requested or (kind if kind in ("PNG", "WEBP") else "JPEG")
@@ -182,6 +185,32 @@ def compress_image(
     if requested is None and max_dimension is None and len(encoded) >= len(data):
         return CompressedImage(data, kind, _EXTENSIONS[kind], width, height, kept_original=True)
     return CompressedImage(encoded, out_format, _EXTENSIONS[out_format], width, height, kept_original=False)
+
+
+def _shrink(im: Image.Image, max_dimension: int) -> Image.Image:
+    """``im.thumbnail`` to ``max_dimension`` a side. Pillow resizes an image with alpha premultiplied, from a
+    premultiplied copy; here the original is released once that copy exists, so the two never outlive each other."""
+    if im.mode not in _PREMULTIPLIED:
+        im.thumbnail((max_dimension, max_dimension), Image.Resampling.LANCZOS, reducing_gap=_REDUCING_GAP)
+        return im
+    mode = im.mode
+    premultiplied = im.convert(_PREMULTIPLIED[mode])
+    im.close()
+    size = _fit(premultiplied.size, max_dimension)
+    return premultiplied.resize(size, Image.Resampling.LANCZOS, reducing_gap=_REDUCING_GAP).convert(mode)
+
+
+def _fit(size: tuple[int, int], side: int) -> tuple[int, int]:
+    """The size ``thumbnail`` picks inside a ``side`` square: the aspect ratio kept as closely as whole pixels allow."""
+    width, height = size
+    aspect = width / height
+    if aspect <= 1:
+        return _closest(side * aspect, lambda n: abs(aspect - n / side)), side
+    return side, _closest(side / aspect, lambda n: abs(aspect - side / n) if n else 0)
+
+
+def _closest(number: float, error: Callable[[int], float]) -> int:
+    return max(min(math.floor(number), math.ceil(number), key=error), 1)
 
 
 def _decode_scaled(opened: Image.Image, max_dimension: int) -> None:
