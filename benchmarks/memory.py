@@ -106,6 +106,7 @@ class Measured:
     case: str
     input_mib: float
     peak_mb: float
+    held_mb: float
     seconds: float
     outcomes: list[str]
 
@@ -117,7 +118,8 @@ def measure(case: Case, *, untuned: bool) -> Measured:
     done = subprocess.run(args, capture_output=True, text=True, check=True, env=env)
     report = json.loads(done.stdout.strip().splitlines()[-1])
     size = sum((INPUTS / name).stat().st_size for name in case.inputs)
-    return Measured(case.name, round(size / 2**20, 1), report["peak_mb"], report["seconds"], report["outcomes"])
+    mib = round(size / 2**20, 1)
+    return Measured(case.name, mib, report["peak_mb"], report["held_mb"], report["seconds"], report["outcomes"])
 
 
 def child(options: dict[str, object], paths: list[str]) -> None:
@@ -140,7 +142,13 @@ def child(options: dict[str, object], paths: list[str]) -> None:
             outcomes.append(f"refused: {exc}")
         del data
     seconds = time.monotonic() - started
-    print(json.dumps({"peak_mb": round(peak_rss_mb(), 1), "seconds": round(seconds, 2), "outcomes": outcomes}))
+    report = {"peak_mb": round(peak_rss_mb(), 1), "held_mb": round(held_rss_mb(), 1), "seconds": round(seconds, 2)}
+    print(json.dumps(report | {"outcomes": outcomes}))
+
+
+def held_rss_mb() -> float:
+    """Resident memory after the last image: what the process keeps into the next one."""
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def peak_rss_mb(pid: int | str = "self") -> float:
@@ -162,13 +170,14 @@ def main() -> None:
     chosen = [c for c in cases() if args.only is None or any(part in c.name for part in args.only)]
     build_inputs({name for c in chosen for name in c.inputs})
     results = []
-    print(f"{'case':<45} {'input MiB':>9} {'peak MB':>8} {'s':>6}  outcome")
+    print(f"{'case':<52} {'input MiB':>9} {'peak MB':>8} {'held MB':>8} {'s':>6}  outcome")
     for case in chosen:
         m = measure(case, untuned=args.untuned)
         results.append(m)
         over = "  OVER" if m.peak_mb >= BUDGET_MB else ""
         outcome = m.outcomes[0] if len(m.outcomes) == 1 else f"{len(m.outcomes)} files"
-        print(f"{m.case:<45} {m.input_mib:>9} {m.peak_mb:>8.0f} {m.seconds:>6.2f}  {outcome[:70]}{over}", flush=True)
+        figures = f"{m.input_mib:>9} {m.peak_mb:>8.0f} {m.held_mb:>8.0f} {m.seconds:>6.2f}"
+        print(f"{m.case:<52} {figures}  {outcome[:60]}{over}", flush=True)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / ("memory-untuned.json" if args.untuned else "memory.json")
     out.write_text(json.dumps([asdict(m) for m in results], indent=1))
