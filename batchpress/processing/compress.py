@@ -62,12 +62,10 @@ _DECODE_ERRORS: tuple[type[BaseException], ...] = (
 # Largest side each encoder can write (libjpeg's JPEG_MAX_DIMENSION, the WebP bitstream's 14 bits).
 _MAX_SIDE: dict[str, int] = {"JPEG": 65_500, "WEBP": 16_383, "AVIF": 65_536}
 _REQUESTED_FORMATS: dict[str, str] = {"jpeg": "JPEG", "webp": "WEBP", "avif": "AVIF"}
-# Encoders whose own buffers would take a pool process past its memory budget on larger images: libavif with aom
-# needs ~27 bytes a pixel, libwebp's lossless alpha plane ~33 (docs/security.md, "Memory per worker process").
+# Encoders whose own buffers pass a pool process's memory budget above this many pixels (docs/security.md).
 ENCODER_MAX_PIXELS: dict[str, int] = {"AVIF": 12_000_000, "AVIF with alpha": 12_000_000, "WEBP with alpha": 12_000_000}
 _PREMULTIPLIED = {"RGBA": "RGBa", "LA": "La"}
-# Shrinking first halves by whole factors while the image stays this many times the target, then resamples:
-# Pillow's advice for quality as good as LANCZOS from the full image at a fraction of the cost.
+# Pillow's gap for halving before resampling, documented as indistinguishable from plain LANCZOS in most cases.
 _REDUCING_GAP = 3.0
 
 

@@ -23,7 +23,7 @@ def decode(opened: Image.Image, data: bytes | None = None) -> tuple[Image.Image,
     still = decode_still_webp(opened, data) if data is not None and opened.format == "WEBP" else None
     if still is None:
         opened.load()
-    # Pillow's WebP reader keeps libwebp's animation decoder, two canvases of 4 bytes a pixel, while the image lives.
+    # Pillow's WebP reader keeps libwebp's animation decoder, two full-size canvases, for as long as the image lives.
     vars(opened).pop("_decoder", None)
     im = opened if still is None else still
     icc = im.info.get("icc_profile") or None

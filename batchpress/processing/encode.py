@@ -9,7 +9,7 @@ from PIL import Image
 
 from batchpress.processing.decode import has_alpha, icc_space
 
-# Rows flattened at a time: a few MB of conversions for the widest image, few enough bands to cost no time.
+# Rows flattened at a time: small conversions even for the widest image, few enough bands to cost no time.
 FLATTEN_BAND_ROWS = 256
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-# Rows read at a time: ~9 MB of pixels for the widest image, few enough bands to cost no time.
+# Rows read at a time: small arrays even for the widest image, few enough bands to cost no time.
 BAND_ROWS = 256
 
 # Bits per channel (r, g, b, a) of the fine and coarse colour cubes, as in QuantOctree.c.

@@ -14,9 +14,7 @@ from batchpress.processing.octree import quantize_octree
 # palette version; above it, it costs ~1 s per 3 MP and measured no gain on photos.
 SMALL_PNG_PIXELS = 100_000
 
-# Above this many pixels the octree palette is built band by band (octree.py): the same output at ~3x the time of
-# Pillow's quantize, whose 9 bytes a pixel beside the image would pass 600 MB (docs/security.md, "Memory per worker
-# process"); below it Pillow's stays under ~510 MB.
+# Above this many pixels Pillow's quantize would pass the memory budget, so octree.py's slower banded one runs.
 BANDED_OCTREE_PIXELS = 30_000_000
 
 # 64 evenly spaced grey levels that keep pure black and pure white exact (white backgrounds stay #fff).

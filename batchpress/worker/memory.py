@@ -24,7 +24,7 @@ _M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
 # Buffers above this get a mapping of their own: every image buffer and download, none of the small objects.
 MMAP_THRESHOLD_BYTES = 1024 * 1024
-# The compressing thread and four download threads need no arena each; two keep lock contention negligible.
+# The compressing thread and the download threads need no arena each; two keep lock contention negligible.
 ARENA_MAX = 2
 
 MIB = 1024 * 1024
