@@ -167,9 +167,10 @@ def compress_image(
     if width * height > limit:
         if requested is None and max_dimension is None:
             return CompressedImage(data, kind, _EXTENSIONS[kind], width, height, kept_original=True)
+        way_out = "a smaller max_dimension" if max_dimension else "a max_dimension as well"
         raise ImageRejected(
             f"image is {width}x{height} = {width * height / 1e6:.1f} MP; {out_format} output is limited to "
-            f"{limit / 1e6:.0f} MP: ask for a max_dimension as well"
+            f"{limit / 1e6:.0f} MP: ask for {way_out}"
         )
     if out_format == "PNG":
         encoded = encode_png(im, icc)

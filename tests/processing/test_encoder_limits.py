@@ -19,6 +19,8 @@ def small_limits(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_requested_format_over_its_limit_is_refused_with_a_way_out() -> None:
     with pytest.raises(ImageRejected, match=r"640x480 = 0.3 MP; AVIF output is limited to 0 MP: ask for a max_dim"):
         compress_image(make_image("jpeg", 1, (640, 480)), output_format="avif")
+    with pytest.raises(ImageRejected, match="ask for a smaller max_dimension"):
+        compress_image(make_image("jpeg", 1, (640, 480)), output_format="avif", max_dimension=600)
     shrunk = compress_image(make_image("jpeg", 1, (640, 480)), output_format="avif", max_dimension=400)
     assert (shrunk.format, shrunk.width) == ("AVIF", 400)
 
