@@ -6,7 +6,8 @@ what a pool process imports and set its allocator up as one does (``batchpress.w
 reports that whole process's peak RSS (``VmHWM``, as issue #20 counts it) and the call's time. The input is read
 from a file first, as a download's bytes would be held. The last case runs every hostile file one after another in
 one process, as a worker meets a hostile batch. Inputs are built once into ``bench-results/memory-inputs/`` (the
-50 MP photos take a few minutes) and the table goes to ``bench-results/memory.json``.
+50 MP photos take a few minutes) and the table goes to ``bench-results/memory.json`` (``--results`` names another
+folder). The table also shows what the process still holds after its last image.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from pathlib import Path
 from tests.support import hostile
 
 RESULTS = Path("bench-results")
-INPUTS = RESULTS / "memory-inputs"
 BUDGET_MB = 600
 
 
@@ -89,10 +89,10 @@ def cases() -> list[Case]:
     return found
 
 
-def build_inputs(names: set[str]) -> None:
-    INPUTS.mkdir(parents=True, exist_ok=True)
+def build_inputs(inputs: Path, names: set[str]) -> None:
+    inputs.mkdir(parents=True, exist_ok=True)
     for name, make in _builders().items():
-        path = INPUTS / name
+        path = inputs / name
         if name in names and not path.exists():
             started = time.monotonic()
             data = make()
@@ -111,13 +111,13 @@ class Measured:
     outcomes: list[str]
 
 
-def measure(case: Case, *, untuned: bool) -> Measured:
+def measure(case: Case, inputs: Path, *, untuned: bool) -> Measured:
     args = [sys.executable, "-m", "benchmarks.memory", "--child", json.dumps(case.options)]
-    args += [str(INPUTS / name) for name in case.inputs]
+    args += [str(inputs / name) for name in case.inputs]
     env = os.environ | ({"BATCHPRESS_BENCH_UNTUNED": "1"} if untuned else {})
     done = subprocess.run(args, capture_output=True, text=True, check=True, env=env)
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    size = sum((INPUTS / name).stat().st_size for name in case.inputs)
+    size = sum((inputs / name).stat().st_size for name in case.inputs)
     mib = round(size / 2**20, 1)
     return Measured(case.name, mib, report["peak_mb"], report["held_mb"], report["seconds"], report["outcomes"])
 
@@ -162,24 +162,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", default=None, help="cases whose name contains one of these")
     parser.add_argument("--untuned", action="store_true", help="leave glibc's allocator as it comes")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="folder for the inputs and the JSON")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(json.loads(args.child[0]), args.child[1:])
         return
     chosen = [c for c in cases() if args.only is None or any(part in c.name for part in args.only)]
-    build_inputs({name for c in chosen for name in c.inputs})
+    inputs = args.results / "memory-inputs"
+    build_inputs(inputs, {name for c in chosen for name in c.inputs})
     results = []
     print(f"{'case':<52} {'input MiB':>9} {'peak MB':>8} {'held MB':>8} {'s':>6}  outcome")
     for case in chosen:
-        m = measure(case, untuned=args.untuned)
+        m = measure(case, inputs, untuned=args.untuned)
         results.append(m)
         over = "  OVER" if m.peak_mb >= BUDGET_MB else ""
         outcome = m.outcomes[0] if len(m.outcomes) == 1 else f"{len(m.outcomes)} files"
         figures = f"{m.input_mib:>9} {m.peak_mb:>8.0f} {m.held_mb:>8.0f} {m.seconds:>6.2f}"
         print(f"{m.case:<52} {figures}  {outcome[:60]}{over}", flush=True)
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / ("memory-untuned.json" if args.untuned else "memory.json")
+    out = args.results / ("memory-untuned.json" if args.untuned else "memory.json")
     out.write_text(json.dumps([asdict(m) for m in results], indent=1))
     print(f"wrote {out}")
 
