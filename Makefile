@@ -1,5 +1,5 @@
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format bench bench-scaling bench-codecs bench-faults bench-fairness bench-hostile
+.PHONY: help run test lint format bench bench-scaling bench-codecs bench-faults bench-fairness bench-hostile bench-memory
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -53,3 +53,7 @@ bench-faults: ## Batch time without and with a fault: kill -9 of a worker, pool 
 bench-hostile: ## What hostile PNG, GIF and WebP files cost Pillow, and what the structural checks cost (~5 min)
 	@./scripts/bootstrap.sh
 	.venv/bin/python -m benchmarks.hostile_images
+
+bench-memory: ## Peak RSS and time of a pool process per image: 50 MP photos of every format, hostile files (< 15 min)
+	@./scripts/bootstrap.sh
+	.venv/bin/python -m benchmarks.memory

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     # Compression yields the CPU to the API on a shared machine: status answers stay fast while a batch runs, and
     # an idle API costs the batch nothing. 0 keeps the worker at the normal priority.
     worker_nice: int = Field(default=10, ge=0, le=19)
+    # MiB past which a pool process is replaced: the per-image budget, so only a leak reaches it (docs/security.md).
+    worker_max_rss_mb: int = Field(default=600, ge=0)
 
     # How long a claimed image stays a worker's without a heartbeat: the worker's process renews its leases four
     # times a lease while it lives, so this is how soon a dead worker's images go to another, not how long an

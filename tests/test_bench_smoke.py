@@ -1,4 +1,5 @@
-"""`make bench` and `make bench-codecs` still run: their quick modes, as subprocesses (no timing is asserted)."""
+"""`make bench`, `make bench-codecs`, `bench-faults` and `bench-memory` still run: their quick modes, as subprocesses
+(no timing is asserted)."""
 
 from __future__ import annotations
 
@@ -67,3 +68,20 @@ def test_fault_benchmark_runs_a_small_case(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-4000:]
     assert "| pool process kill -9 | embedded" in result.stdout
     assert json.loads(out.read_text())["cases"]
+
+
+def test_memory_benchmark_measures_hostile_files(tmp_path: Path) -> None:
+    """``make bench-memory`` on its quick cases: each in a fresh process, peak RSS reported, refusals named."""
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.memory", "--only", "bomb-png", "scans", "--results", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    rows = {row["case"]: row for row in json.loads((tmp_path / "memory.json").read_text())}
+    assert set(rows) == {"bomb-png", "scans-20k"}
+    assert all(0 < row["peak_mb"] < 600 for row in rows.values())
+    assert "over the 50.0 MP limit" in rows["bomb-png"]["outcomes"][0]
+    assert "more than 500 scans" in rows["scans-20k"]["outcomes"][0]

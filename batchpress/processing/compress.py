@@ -15,6 +15,7 @@ pixels upright in a mode every encoder takes, and ``encode``, ``png_palette`` an
 
 from __future__ import annotations
 
+import math
 import re
 import struct
 import warnings
@@ -24,7 +25,7 @@ from io import BytesIO
 
 from PIL import Image, ImageCms, UnidentifiedImageError
 
-from batchpress.processing.decode import decode
+from batchpress.processing.decode import decode, has_alpha
 from batchpress.processing.encode import encode_avif, encode_jpeg, encode_webp
 from batchpress.processing.gif_blocks import gif_problem
 from batchpress.processing.jpeg_fast import recompress_plain_jpeg
@@ -63,6 +64,11 @@ _DECODE_ERRORS: tuple[type[BaseException], ...] = (
 # Largest side each encoder can write (libjpeg's JPEG_MAX_DIMENSION, the WebP bitstream's 14 bits).
 _MAX_SIDE: dict[str, int] = {"JPEG": 65_500, "WEBP": 16_383, "AVIF": 65_536}
 _REQUESTED_FORMATS: dict[str, str] = {"jpeg": "JPEG", "webp": "WEBP", "avif": "AVIF"}
+# Encoders whose own buffers pass a pool process's memory budget above this many pixels (docs/security.md).
+ENCODER_MAX_PIXELS: dict[str, int] = {"AVIF": 12_000_000, "AVIF with alpha": 12_000_000, "WEBP with alpha": 12_000_000}
+_PREMULTIPLIED = {"RGBA": "RGBa", "LA": "La"}
+# Pillow's gap for halving before resampling, documented as indistinguishable from plain LANCZOS in most cases.
+_REDUCING_GAP = 3.0
 
 
 class ImageRejected(Exception):
@@ -148,7 +154,9 @@ def compress_image(
                     if output_format == "original" and len(encoded) >= len(data):
                         return CompressedImage(data, kind, "jpg", width, height, kept_original=True)
                     return CompressedImage(encoded, "JPEG", "jpg", width, height, kept_original=False)
-                im, icc = decode(opened)
+                if kind == "JPEG" and max_dimension is not None:
+                    _decode_scaled(opened, max_dimension)
+                im, icc = decode(opened, data)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise ImageRejected(_bomb_reason(str(exc), max_pixels)) from None
         except _DECODE_ERRORS as exc:
@@ -157,13 +165,22 @@ def compress_image(
     if stage is not None:
         stage("encode")
     if max_dimension is not None and max(im.size) > max_dimension:
-        im.thumbnail((max_dimension, max_dimension), Image.Resampling.LANCZOS, reducing_gap=3.0)
+        im = _shrink(im, max_dimension)
     width, height = im.size
     requested = _REQUESTED_FORMATS.get(output_format)
     out_format = requested or (kind if kind in ("PNG", "WEBP") else "JPEG")
     if max(width, height) > _MAX_SIDE.get(out_format, max(width, height)):
         raise ImageRejected(
             f"image is {width}x{height}, over the {out_format} limit of {_MAX_SIDE[out_format]} pixels a side"
+        )
+    limit = ENCODER_MAX_PIXELS.get(out_format + (" with alpha" if has_alpha(im) else ""), width * height)
+    if width * height > limit:
+        if requested is None and max_dimension is None:
+            return CompressedImage(data, kind, _EXTENSIONS[kind], width, height, kept_original=True)
+        way_out = "a smaller max_dimension" if max_dimension else "a max_dimension as well"
+        raise ImageRejected(
+            f"image is {width}x{height} = {width * height / 1e6:.1f} MP; {out_format} output is limited to "
+            f"{limit / 1e6:.0f} MP: ask for {way_out}"
         )
     if out_format == "PNG":
         encoded = encode_png(im, icc)
@@ -177,6 +194,41 @@ def compress_image(
     if requested is None and max_dimension is None and len(encoded) >= len(data):
         return CompressedImage(data, kind, _EXTENSIONS[kind], width, height, kept_original=True)
     return CompressedImage(encoded, out_format, _EXTENSIONS[out_format], width, height, kept_original=False)
+
+
+def _shrink(im: Image.Image, max_dimension: int) -> Image.Image:
+    """``im.thumbnail`` to ``max_dimension`` a side. Pillow resizes an image with alpha premultiplied, from a
+    premultiplied copy; here the original is released once that copy exists, so the two never outlive each other."""
+    if im.mode not in _PREMULTIPLIED:
+        im.thumbnail((max_dimension, max_dimension), Image.Resampling.LANCZOS, reducing_gap=_REDUCING_GAP)
+        return im
+    mode = im.mode
+    premultiplied = im.convert(_PREMULTIPLIED[mode])
+    im.close()
+    size = _fit(premultiplied.size, max_dimension)
+    return premultiplied.resize(size, Image.Resampling.LANCZOS, reducing_gap=_REDUCING_GAP).convert(mode)
+
+
+def _fit(size: tuple[int, int], side: int) -> tuple[int, int]:
+    """The size ``thumbnail`` picks inside a ``side`` square: the aspect ratio kept as closely as whole pixels allow."""
+    width, height = size
+    aspect = width / height
+    if aspect <= 1:
+        return _closest(side * aspect, lambda n: abs(aspect - n / side)), side
+    return side, _closest(side / aspect, lambda n: abs(aspect - side / n) if n else 0)
+
+
+def _closest(number: float, error: Callable[[int], float]) -> int:
+    return max(min(math.floor(number), math.ceil(number), key=error), 1)
+
+
+def _decode_scaled(opened: Image.Image, max_dimension: int) -> None:
+    """Let libjpeg decode a JPEG that is to be shrunk at 1/2, 1/4 or 1/8 scale, as ``thumbnail`` would on an image
+    not yet loaded (ours is loaded to be turned upright first): a 50 MP photo then never exists at full size."""
+    scale = max_dimension / max(opened.size)
+    if scale < 1:
+        width, height = (max(1, round(side * scale * _REDUCING_GAP)) for side in opened.size)
+        opened.draft(None, (width, height))
 
 
 def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:

@@ -10,15 +10,24 @@ from io import BytesIO
 
 from PIL import Image, ImageCms, ImageOps
 
+from batchpress.processing.webp_still import decode_still_webp
+
 ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 
 
-def decode(opened: Image.Image) -> tuple[Image.Image, bytes | None]:
-    """Decode the first frame, turn it upright and normalise exotic modes; return it with its ICC profile."""
-    opened.load()
-    icc = opened.info.get("icc_profile") or None
-    ImageOps.exif_transpose(opened, in_place=True)
-    im = opened
+def decode(opened: Image.Image, data: bytes | None = None) -> tuple[Image.Image, bytes | None]:
+    """Decode the first frame, turn it upright and normalise exotic modes; return it with its ICC profile.
+
+    ``data``, the bytes ``opened`` reads, lets a still WebP skip Pillow's animation decoder (``webp_still.py``).
+    """
+    still = decode_still_webp(opened, data) if data is not None and opened.format == "WEBP" else None
+    if still is None:
+        opened.load()
+    # Pillow's WebP reader keeps libwebp's animation decoder, two full-size canvases, for as long as the image lives.
+    vars(opened).pop("_decoder", None)
+    im = opened if still is None else still
+    icc = im.info.get("icc_profile") or None
+    ImageOps.exif_transpose(im, in_place=True)
     if im.mode == "CMYK":
         im = _cmyk_to_rgb(im, icc)
         icc = None  # the pixels are sRGB now; no profile means sRGB to every browser

@@ -9,6 +9,9 @@ from PIL import Image
 
 from batchpress.processing.decode import has_alpha, icc_space
 
+# Rows flattened at a time: small conversions even for the widest image, few enough bands to cost no time.
+FLATTEN_BAND_ROWS = 256
+
 
 def icc_for(mode: str, icc: bytes | None) -> bytes | None:
     """The profile only when it matches the output's colour space: a CMYK or grey profile on RGB is wrong."""
@@ -42,18 +45,30 @@ def encode_jpeg(im: Image.Image, icc: bytes | None, quality: int) -> bytes:
 
 
 def encode_webp(im: Image.Image, icc: bytes | None, quality: int) -> bytes:
-    im = im.convert("RGBA" if has_alpha(im) else "RGB")
+    im = as_mode(im, "RGBA" if has_alpha(im) else "RGB")
     return save(im, "WEBP", quality=quality, method=4, icc_profile=icc_for(im.mode, icc))
 
 
 def encode_avif(im: Image.Image, quality: int) -> bytes:
-    return save(im.convert("RGBA" if has_alpha(im) else "RGB"), "AVIF", quality=quality)
+    return save(as_mode(im, "RGBA" if has_alpha(im) else "RGB"), "AVIF", quality=quality)
+
+
+def as_mode(im: Image.Image, mode: str) -> Image.Image:
+    """``im`` itself when it is in ``mode`` already: ``convert`` would copy it, 200 MB at 50 MP."""
+    if im.mode == mode and (mode not in ("RGB", "L") or "transparency" not in im.info):
+        return im
+    return im.convert(mode)
 
 
 def _flatten(im: Image.Image) -> Image.Image:
-    """Composite onto white: JPEG has no alpha and product pages are white."""
+    """Composite onto white: JPEG has no alpha and product pages are white.
+
+    Band by band, so that besides the input and the output only a band's conversions exist at a time.
+    """
     grey = im.mode in ("LA", "La")
-    rgba = im.convert("LA" if grey else "RGBA")
-    background = Image.new("L" if grey else "RGB", im.size, "white")
-    background.paste(rgba.convert("L" if grey else "RGB"), mask=rgba.getchannel("A"))
+    with_alpha, without = ("LA", "L") if grey else ("RGBA", "RGB")
+    background = Image.new(without, im.size, "white")
+    for top in range(0, im.height, FLATTEN_BAND_ROWS):
+        band = as_mode(im.crop((0, top, im.width, min(top + FLATTEN_BAND_ROWS, im.height))), with_alpha)
+        background.paste(band.convert(without), (0, top), mask=band.getchannel("A"))
     return background

@@ -7,11 +7,15 @@ from typing import Any
 from PIL import Image
 
 from batchpress.processing.decode import has_alpha
-from batchpress.processing.encode import icc_for, save
+from batchpress.processing.encode import as_mode, icc_for, save
+from batchpress.processing.octree import quantize_octree
 
 # Below this many pixels a lossless PNG re-save costs a few milliseconds, so it is worth trying against the
 # palette version; above it, it costs ~1 s per 3 MP and measured no gain on photos.
 SMALL_PNG_PIXELS = 100_000
+
+# Above this many pixels Pillow's quantize would pass the memory budget, so octree.py's slower banded one runs.
+BANDED_OCTREE_PIXELS = 30_000_000
 
 # 64 evenly spaced grey levels that keep pure black and pure white exact (white backgrounds stay #fff).
 _GREY_LEVELS_LUT = [round(round(v * 63 / 255) * 255 / 63) for v in range(256)]
@@ -38,21 +42,27 @@ def encode_png(im: Image.Image, icc: bytes | None) -> bytes:
         params: dict[str, Any] = {} if transparency is None else {"transparency": transparency}
         return save(im, "PNG", compress_level=6, icc_profile=icc_for("RGB", icc), **params)
     if has_alpha(im):
-        im = im.convert("RGBA")
+        im = as_mode(im, "RGBA")
     elif im.mode == "L":
         return save(im.point(_GREY_LEVELS_LUT), "PNG", compress_level=6, icc_profile=icc_for("L", icc))
     else:
-        im = im.convert("RGB")
+        im = as_mode(im, "RGB")
     profile = icc_for(im.mode, icc)
     few_colours = im.getcolors(256) is not None
     if im.mode == "RGB" and few_colours:
         exact = im.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
         return save(exact, "PNG", compress_level=6, icc_profile=profile)
-    palette = _snap_extremes(im.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE))
+    palette = _snap_extremes(_octree(im))
     candidates = [save(palette, "PNG", compress_level=6, icc_profile=profile)]
     if few_colours or im.width * im.height <= SMALL_PNG_PIXELS:
         candidates.append(save(im, "PNG", compress_level=6, icc_profile=profile))
     return min(candidates, key=len)
+
+
+def _octree(im: Image.Image) -> Image.Image:
+    if im.width * im.height > BANDED_OCTREE_PIXELS:
+        return quantize_octree(im)
+    return im.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
 
 
 def _snap_extremes(palette_image: Image.Image) -> Image.Image:

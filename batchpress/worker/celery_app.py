@@ -12,6 +12,7 @@ from celery import Celery
 from kombu.transport import TRANSPORT_ALIASES
 
 from batchpress.config import Settings
+from batchpress.worker.memory import ceiling_kib
 
 # The longest a compress task may run before Celery stops it; its lease lapses and the sweeper retries it.
 TASK_TIME_LIMIT_SECONDS = 600
@@ -65,6 +66,8 @@ def configure(app: Celery, settings: Settings) -> Celery:
         # How long a killed pool process holds its slot before Celery gives up on it (default 10 s).
         worker_lost_wait=2.0,
         worker_concurrency=settings.worker_concurrency,
+        # Checked by each pool process after each task against its peak RSS; past it the process is replaced.
+        worker_max_memory_per_child=ceiling_kib(settings),
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
         # The filesystem transport has no broadcast exchange for remote control.
