@@ -33,6 +33,7 @@ from batchpress.processing.leases import ClaimedImage, new_token, renew_leases
 from batchpress.processing.results import Compressed, Failed, Outcome, record_results
 from batchpress.processing.write_behind import WriteBehind
 from batchpress.storage import ImageStorage
+from batchpress.worker.memory import over_ceiling
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +103,17 @@ class ChunkWorker:
                 if self.recorder.due():
                     self.recorder.submit(_Write(outcomes, token, requests))
                     outcomes = []
-                if done < len(claimed) and time.monotonic() - checked >= YIELD_CHECK_SECONDS:
+                if done == len(claimed):
+                    continue
+                rest = [c.id for c in claimed[done:]]
+                if over_ceiling(self.settings):  # Celery replaces this process once the task ends
+                    log.warning("this process holds more memory than its ceiling; giving back %d images", len(rest))
+                    self._give_back(claimed[0], rest, token)
+                    break
+                if time.monotonic() - checked >= YIELD_CHECK_SECONDS:
                     checked = time.monotonic()
-                    if self._yield_turn(claimed[0], [c.id for c in claimed[done:]], token):
+                    if self._someone_else_waits(claimed[0].request_id):
+                        self._give_back(claimed[0], rest, token)
                         break
         except BaseException:
             self.heartbeat.release(token)
@@ -126,24 +135,27 @@ class ChunkWorker:
                 mark_processing(session, request_id)
         return claimed
 
-    def _yield_turn(self, first: ClaimedImage, rest: list[int], token: str) -> bool:
-        """Stop the chunk here when another request waits with nobody on it: the images not started go back,
-        with a message for each chunk they make. A failure leaves the chunk to go on."""
+    def _someone_else_waits(self, request_id: uuid.UUID) -> bool:
+        """Whether the chunk should end here for a request nobody works on; a failure lets it go on."""
         try:
             with self.db.session(read_only=True) as session:
-                if not someone_else_waits(session, first.request_id, max_attempts=self.settings.max_attempts):
-                    return False
-            with self.db.session() as session:
-                release(session, rest, token=token, lease_seconds=self.settings.lease_seconds)
+                return someone_else_waits(session, request_id, max_attempts=self.settings.max_attempts)
         except Exception:
             log.warning("could not check whether another request waits; going on with the chunk", exc_info=True)
             return False
+
+    def _give_back(self, first: ClaimedImage, rest: list[int], token: str) -> None:
+        """End the chunk early: the images not started go back, with a message for each chunk they make. Left
+        leased if that fails, they come back when the lease lapses."""
         try:
+            with self.db.session() as session:
+                release(session, rest, token=token, lease_seconds=self.settings.lease_seconds)
             for _ in range(planned_chunks(len(rest), first.request_images or len(rest))):
                 self.wake(first.request_id)
         except Exception:
-            log.warning("could not publish the released images' messages; the sweeper will", exc_info=True)
-        return True
+            log.warning(
+                "could not give back %d images; they come back when their lease lapses", len(rest), exc_info=True
+            )
 
     def _hand_back(self, request_id: uuid.UUID) -> None:
         """Publish ``request_id``'s message again if it still has images waiting; a failure is left to the sweeper,
