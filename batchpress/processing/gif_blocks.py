@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import re
 
+from batchpress.processing.metadata_tally import MetadataTally
+
 # Real GIFs carry a few extensions (loop count, graphic control, comment, XMP) before their first image.
 MAX_EXTENSIONS = 1000
 # A comment is split into 255-byte sub-blocks; an XMP packet is read as sub-blocks of ~80 bytes each.
 MAX_SUB_BLOCKS = 100_000
-MAX_METADATA_BYTES = 16 * 1024 * 1024
 # Encoders write no bytes between blocks; Pillow tolerates a few in a damaged file.
 MAX_STRAY_BYTES = 1024 * 1024
 
@@ -28,7 +29,8 @@ def gif_problem(data: bytes) -> str | None:
         return None
     flags = data[10]
     pos, size = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0), len(data)
-    extensions = sub_blocks = metadata = stray = 0
+    extensions = stray = 0
+    metadata = MetadataTally("GIF", "metadata sub-blocks", MAX_SUB_BLOCKS)
     while pos < size:
         introducer = data[pos]
         if introducer in (_IMAGE, _TRAILER):
@@ -47,12 +49,8 @@ def gif_problem(data: bytes) -> str | None:
             return f"the GIF has more than {MAX_EXTENSIONS} extension blocks before its first image"
         pos += 2  # introducer and label
         while pos < size and (length := data[pos]):
-            sub_blocks += 1
-            metadata += length
-            if sub_blocks > MAX_SUB_BLOCKS:
-                return f"the GIF's metadata comes in more than {MAX_SUB_BLOCKS} pieces; no image needs that many"
-            if metadata > MAX_METADATA_BYTES:
-                return f"the GIF carries more than {MAX_METADATA_BYTES // 2**20} MB of metadata"
+            if problem := metadata.add(length):
+                return problem
             pos += 1 + length
         pos += 1  # the empty sub-block that ends the extension
     return None

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import re
 
+from batchpress.processing.metadata_tally import MetadataTally
+
 # Progressive encoders write about ten scans; libjpeg-turbo advises a scan limit in the hundreds for untrusted files.
 MAX_SCANS = 500
 # Real photos carry a handful of metadata segments (EXIF, XMP, ICC in a few chunks, Photoshop, Adobe).
 MAX_METADATA_SEGMENTS = 1000
-MAX_METADATA_BYTES = 16 * 1024 * 1024
 
 # The end of a scan's entropy-coded data: 0xFF followed by anything but a stuffed zero or a restart marker.
 _END_OF_SCAN = re.compile(rb"\xff[^\x00\xd0-\xd7]")
@@ -24,7 +25,8 @@ _SOS, _EOI, _COM = 0xDA, 0xD9, 0xFE
 def jpeg_problem(data: bytes) -> str | None:
     """Why the JPEG in ``data`` is refused unread, or None; a damaged file is left for the decoder to judge."""
     pos, size = 2, len(data)
-    scans = segments = metadata = 0
+    scans = 0
+    metadata = MetadataTally("JPEG", "metadata segments", MAX_METADATA_SEGMENTS)
     while pos + 4 <= size:
         if data[pos] != 0xFF:
             return None
@@ -38,13 +40,8 @@ def jpeg_problem(data: bytes) -> str | None:
             pos += 2
             continue
         length = int.from_bytes(data[pos + 2 : pos + 4], "big")
-        if 0xE0 <= marker <= 0xEF or marker == _COM:
-            segments += 1
-            metadata += length
-            if segments > MAX_METADATA_SEGMENTS:
-                return f"the JPEG has more than {MAX_METADATA_SEGMENTS} metadata segments; no photo needs that many"
-            if metadata > MAX_METADATA_BYTES:
-                return f"the JPEG carries more than {MAX_METADATA_BYTES // 2**20} MB of metadata"
+        if (0xE0 <= marker <= 0xEF or marker == _COM) and (problem := metadata.add(length)):
+            return problem
         pos += 2 + length
         if marker == _SOS:
             scans += 1

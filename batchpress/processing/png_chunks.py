@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import struct
 
+from batchpress.processing.metadata_tally import MetadataTally
+
 # Encoders split pixel data into IDAT chunks of 8 KiB (libpng) to 64 KiB (Pillow); a 25 MB photo needs ~3,200.
 MAX_CHUNKS = 100_000
 # Real images carry a handful of metadata chunks (text, ICC profile, EXIF, physical size, editor data).
 MAX_METADATA_CHUNKS = 1000
-MAX_METADATA_BYTES = 16 * 1024 * 1024
 # Pillow inflates each of these up to 1 MB (~5 ms); 64 is the count its own 64 MB text budget allows.
 MAX_COMPRESSED_CHUNKS = 64
 
@@ -31,7 +32,8 @@ def png_problem(data: bytes) -> str | None:
     if data[12:16] != b"IHDR":
         return "the PNG does not start with its IHDR header chunk"
     pos, size = len(_SIGNATURE), len(data)
-    chunks = metadata_chunks = metadata = compressed = 0
+    chunks = compressed = 0
+    metadata = MetadataTally("PNG", "metadata chunks", MAX_METADATA_CHUNKS)
     while pos + 8 <= size:
         length, kind = _HEADER.unpack_from(data, pos)
         if not kind.replace(b"_", b"A").isalnum():  # Pillow reads any \w{4} chunk type and stops at others
@@ -48,12 +50,8 @@ def png_problem(data: bytes) -> str | None:
             return f"the PNG has more than {MAX_CHUNKS} chunks; no image needs that many"
         if kind in _NOT_METADATA:
             continue
-        metadata_chunks += 1
-        metadata += length
-        if metadata_chunks > MAX_METADATA_CHUNKS:
-            return f"the PNG has more than {MAX_METADATA_CHUNKS} metadata chunks; no image needs that many"
-        if metadata > MAX_METADATA_BYTES:
-            return f"the PNG carries more than {MAX_METADATA_BYTES // 2**20} MB of metadata"
+        if problem := metadata.add(length):
+            return problem
         if kind in (b"zTXt", b"iCCP") or (kind == b"iTXt" and _compressed_itxt(data, start, start + length)):
             compressed += 1
             if compressed > MAX_COMPRESSED_CHUNKS:

@@ -78,7 +78,7 @@ def test_millions_of_one_byte_comments_are_refused_quickly() -> None:
 def test_one_comment_in_millions_of_pieces_is_refused_quickly() -> None:
     hostile = after_header(make_image("gif", 5, (64, 64)), b"!\xfe" + b"\x01x" * 8_000_000 + b"\x00")
     started = time.monotonic()
-    with pytest.raises(ImageRejected, match=f"metadata comes in more than {MAX_SUB_BLOCKS} pieces"):
+    with pytest.raises(ImageRejected, match=f"more than {MAX_SUB_BLOCKS} metadata sub-blocks"):
         compress_image(hostile)
     assert time.monotonic() - started < 1
 
