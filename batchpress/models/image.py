@@ -30,7 +30,8 @@ class Image(Base):
 
     __tablename__ = "image"
     __table_args__ = (
-        Index("ix_image_request_state", "request_id", "state"),
+        # Covers the status page's progress (counts and bytes per state) without reading any image row.
+        Index("ix_image_request_state_bytes", "request_id", "state", "input_bytes", "output_bytes"),
         Index("ix_image_state_lease", "state", "lease_until"),
     )
 
