@@ -48,6 +48,7 @@ class StatusReads:
         # One render per key at a time: readers arriving meanwhile wait for it instead of rendering it again.
         self.rendering: dict[str, asyncio.Future[Answer]] = {}
         self.summaries = Summaries()
+        self.product_ids = status_page.ProductIds()
 
 
 class Summaries:
@@ -221,7 +222,8 @@ def _render_answer(ctx: Context, reads: StatusReads, rid: uuid.UUID, revision: i
         if summary is None:
             summary = summarize(session, ctx.settings, rid)
             reads.summaries.put((rid, revision), summary)
-        products, listed = status_page.page_products(session, ctx.storage, rid, offset, limit)
+        ids = reads.product_ids.get(session, rid)
+        products, listed = status_page.page_products(session, ctx.storage, ids, offset, limit)
     return Answer.of(page_json(summary, products, listed, offset, limit))
 
 

@@ -16,14 +16,18 @@ from __future__ import annotations
 import gzip
 import threading
 import time
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
 
 TTL_SECONDS = 60.0
 MAX_BYTES = 32 * 1024 * 1024
 GZIP_LEVEL = 5  # nearly all of level 9's saving for a fraction of its time (docs/performance.md)
-# Above this, level 1: on a page of signed URLs level 5 took 4x the time (~40 ms of CPU a MiB) for 3 % fewer bytes.
+# Above this, level 1: on a page of signed URLs level 5 took 3x the time (~26 ms of CPU a MiB) for 3 % fewer bytes.
 LARGE_ANSWER_BYTES = 64 * 1024
+# A large answer whose start compresses worse than this is mostly random tokens (signed URLs): run-length matching
+# only, which took 12 ms instead of 20 for 2.4 MB of them, and was no larger (docs/performance.md).
+RANDOM_RATIO = 0.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,12 +37,20 @@ class Answer:
 
     @classmethod
     def of(cls, body: bytes) -> Answer:
-        level = GZIP_LEVEL if len(body) <= LARGE_ANSWER_BYTES else 1
-        return cls(body, gzip.compress(body, level, mtime=0))
+        return cls(body, _gzip(body))
 
     @property
     def size(self) -> int:
         return len(self.json) + len(self.gzipped)
+
+
+def _gzip(body: bytes) -> bytes:
+    if len(body) <= LARGE_ANSWER_BYTES:
+        return gzip.compress(body, GZIP_LEVEL, mtime=0)
+    start = body[:LARGE_ANSWER_BYTES]
+    random_tokens = len(zlib.compress(start, 1)) > len(start) * RANDOM_RATIO
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 31, 8, zlib.Z_RLE if random_tokens else zlib.Z_DEFAULT_STRATEGY)
+    return compressor.compress(body) + compressor.flush()
 
 
 def accepts_gzip(accept_encoding: str | None) -> bool:
