@@ -3,9 +3,11 @@
 Run with ``make bench-status`` (``python -m benchmarks.status_pages``). Each request is uploaded through the API in
 this process (SQLite, and PostgreSQL when it answers on 127.0.0.1:5432), every image is then marked failed with a
 300-character error (each error line repeats its URL, so this is the largest answer a request can have), and its
-pages are read in order, following ``next_offset``, with the answer cache emptied before each read. Then a
-``serve --no-worker`` holds the widest request while ``--readers`` clients read its first page over and over, and
-the latency of another client's small status read is taken before and during that.
+pages are read in order, following ``next_offset`` (``offset + limit`` on code from before it), with the answer
+cache emptied before each read; CPU time is the whole process's, which is the API and its one reader. Then a
+``serve --no-worker`` (two API processes) holds the widest request, all failed, while ``--readers`` clients read its
+pages from offsets of their own for ``--seconds``, and another client's small status read is timed before and
+during that.
 """
 
 from __future__ import annotations
