@@ -3,13 +3,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 import uuid
 from typing import Any
 
+import pytest
 from sqlalchemy import update
 from starlette.testclient import TestClient
 
+from batchpress.api import status
+from batchpress.api.status import StatusReads
+from batchpress.api.status_cache import Answer
 from batchpress.api.status_page import PAGE_BYTES, PAGE_IMAGES
 from batchpress.context import Context
 from batchpress.ingest.csv_reader import MAX_NAME_CHARS, MAX_URL_CHARS, MAX_URLS_PER_PRODUCT
@@ -155,3 +161,30 @@ def test_a_row_over_the_url_count_cap_is_a_400_naming_line_and_column(api: TestC
     assert response.json()["error"]["details"] == [
         {"line": 3, "field": "Input Image Urls", "message": "the row lists 1001 image URLs, over the 1000 allowed"}
     ]
+
+
+def test_readers_of_a_page_being_rendered_wait_for_that_render(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sixteen readers of one big page that is not cached yet cost one render, not sixteen."""
+    release = threading.Event()
+    calls: list[int] = []
+
+    def render(ctx: Any, reads: StatusReads, rid: uuid.UUID, revision: int, offset: int, limit: int) -> Answer:
+        calls.append(offset)
+        release.wait(30)
+        return Answer.of(b'{"products": []}')
+
+    monkeypatch.setattr(status, "_render_answer", render)
+    reads = StatusReads()
+    rid = uuid.uuid4()
+
+    async def readers() -> list[Answer]:
+        tasks = [asyncio.create_task(status._rendered(None, reads, "k", rid, 1, 0, 1000)) for _ in range(16)]
+        await asyncio.sleep(0)  # every reader has asked before the render ends
+        release.set()
+        return await asyncio.gather(*tasks)
+
+    answers = asyncio.run(readers())
+    assert calls == [0]
+    assert all(answer is answers[0] for answer in answers)
+    assert reads.answers.get("k") is answers[0]
+    assert not reads.rendering
