@@ -87,6 +87,8 @@ def fat_csv(rows: int = 40, urls: int = 1000) -> str:
 
 
 KINDS = {"wide": wide_csv, "tall": tall_csv, "many": many_csv, "fat": fat_csv}
+# ``--quick`` (the suite's smoke run): rows of each kind, still enough for several pages.
+QUICK_ROWS = {"wide": 30, "tall": 3000, "many": 12, "fat": 3}
 
 
 @dataclass(frozen=True)
@@ -186,14 +188,17 @@ def p95(values: list[float]) -> float:
     return round(statistics.quantiles(values, n=20, method="inclusive")[18] if len(values) > 1 else values[0], 2)
 
 
-def render_part(databases: list[str], kinds: list[str], max_pages: int) -> dict[str, Any]:
+def render_part(
+    databases: list[str], kinds: list[str], max_pages: int, rows: dict[str, int] | None = None
+) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bp-status-") as tmp:
         for db in databases:
             for kind in kinds:
                 with database(db, Path(tmp) / f"{db}-{kind}") as context, api_client(context) as api:
                     started = time.monotonic()
-                    rid = upload_failed(context, api, KINDS[kind]())
+                    body = KINDS[kind](rows[kind]) if rows else KINDS[kind]()
+                    rid = upload_failed(context, api, body)
                     log(f"{db} {kind}: stored in {time.monotonic() - started:.1f} s")
                     read_pages(api, rid, max_pages=2)  # warm the process: imports, statement caches
                     # As a served API process does after start-up (api/app.py): the CSV and the rest of this
@@ -253,12 +258,12 @@ def hammer(port: int, rid: str, readers: int, seconds: float) -> list[float]:
     return latencies
 
 
-def interference_part(readers: int, seconds: float) -> dict[str, Any]:
+def interference_part(readers: int, seconds: float, wide_rows: int = 1000) -> dict[str, Any]:
     """Another client's small status read, idle and while ``readers`` clients read the widest request's pages."""
     with tempfile.TemporaryDirectory(prefix="bp-status-load-") as tmp:
         api = Service(Path(tmp) / "data", DEFAULTS, ("--no-worker",)).start()
         try:
-            body = wide_csv().encode()
+            body = wide_csv(wide_rows).encode()
             response = httpx.post(f"{api.base_url}/api/upload/", files={"file": ("w.csv", body)}, timeout=600)
             huge = response.json()["request_id"]
             small = api.upload(HEADER + "1,Small,https://img.example.com/s.jpg\n").json()["request_id"]
@@ -313,15 +318,19 @@ def main() -> None:
     parser.add_argument("--max-pages", type=int, default=400, help="pages read per request")
     parser.add_argument("--readers", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=30.0, help="how long the readers read")
+    parser.add_argument("--quick", action="store_true", help="small requests, SQLite, 4 readers for 3 s")
     parser.add_argument("--skip-render", action="store_true")
     parser.add_argument("--skip-load", action="store_true")
     parser.add_argument("--json", type=Path, default=Path("bench-results/status-pages.json"))
     args = parser.parse_args()
     report: dict[str, Any] = {}
+    quick = QUICK_ROWS if args.quick else None
+    databases = ["sqlite"] if args.quick else args.databases
     if not args.skip_render:
-        report["render"] = render_part(args.databases, args.kinds, args.max_pages)
+        report["render"] = render_part(databases, args.kinds, args.max_pages, quick)
     if not args.skip_load:
-        report["load"] = interference_part(args.readers, args.seconds)
+        readers, seconds = (4, 3.0) if args.quick else (args.readers, args.seconds)
+        report["load"] = interference_part(readers, seconds, QUICK_ROWS["wide"] if args.quick else 1000)
     print(json.dumps(report, indent=2))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n")

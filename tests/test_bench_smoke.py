@@ -67,3 +67,13 @@ def test_fault_benchmark_runs_a_small_case(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-4000:]
     assert "| pool process kill -9 | embedded" in result.stdout
     assert json.loads(out.read_text())["cases"]
+
+
+def test_quick_status_benchmark_reads_every_page_of_each_kind(tmp_path: Path) -> None:
+    out = tmp_path / "status.json"
+    run_quick("benchmarks.status_pages", out, timeout=180)
+    report = json.loads(out.read_text())
+    assert set(report["render"]) == {"sqlite wide", "sqlite tall", "sqlite many", "sqlite fat"}
+    assert all(kind["pages"] > 1 for kind in report["render"].values())
+    assert report["load"]["huge_reads"] > 0
+    assert report["load"]["small_loaded_median_ms"] > 0
