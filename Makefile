@@ -1,5 +1,5 @@
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format bench bench-scaling bench-codecs bench-faults bench-fairness bench-hostile bench-memory
+.PHONY: help run test lint format bench bench-scaling bench-codecs bench-faults bench-fairness bench-hostile bench-memory bench-status
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -45,6 +45,10 @@ bench-scaling: ## Images/s with 1 and 2 worker processes on PostgreSQL + Redis, 
 bench-codecs: ## Per-core speed, size and quality of Pillow, pyvips, simplejpeg, libimagequant per format
 	@./scripts/bootstrap.sh
 	.venv/bin/python -m benchmarks.codecs
+
+bench-status: ## Cold render time and bytes of every status page of the largest accepted requests; a small read beside 16 readers of them
+	@./scripts/bootstrap.sh
+	.venv/bin/python -m benchmarks.status_pages
 
 bench-faults: ## Batch time without and with a fault: kill -9 of a worker, pool process or serve, Redis restart, DB connections dropped (< 15 min)
 	@./scripts/bootstrap.sh

@@ -85,3 +85,13 @@ def test_memory_benchmark_measures_hostile_files(tmp_path: Path) -> None:
     assert all(0 < row["peak_mb"] < 600 for row in rows.values())
     assert "over the 50.0 MP limit" in rows["bomb-png"]["outcomes"][0]
     assert "more than 500 scans" in rows["scans-20k"]["outcomes"][0]
+
+
+def test_quick_status_benchmark_reads_every_page_of_each_kind(tmp_path: Path) -> None:
+    out = tmp_path / "status.json"
+    run_quick("benchmarks.status_pages", out, timeout=180)
+    report = json.loads(out.read_text())
+    assert set(report["render"]) == {"sqlite wide", "sqlite tall", "sqlite many", "sqlite fat"}
+    assert all(kind["pages"] > 1 for kind in report["render"].values())
+    assert report["load"]["huge_reads"] > 0
+    assert report["load"]["small_loaded_median_ms"] > 0

@@ -76,6 +76,7 @@ class RequestStatusOut(BaseModel):
                     "total_products": 2,
                     "offset": 0,
                     "limit": 1000,
+                    "next_offset": None,
                     "products": [
                         {
                             "serial_number": 1,
@@ -110,8 +111,14 @@ class RequestStatusOut(BaseModel):
     output_csv_url: str | None = Field(description="the output CSV, once the request has finished")
     webhook: WebhookOut | None
     total_products: int
-    offset: int
-    limit: int
+    offset: int = Field(description="the first product listed, in CSV order (0-based)")
+    limit: int = Field(description="the limit asked for; a page can end sooner (see next_offset)")
+    next_offset: int | None = Field(
+        default=None,
+        description="the offset of the next page, or null after the last product: a page ends before 1 MiB of "
+        "products' JSON or 10,000 images (always listing at least one product), so it can list fewer than limit",
+    )
+    # Last, as api/status.py appends the products' own JSON after the rest of the answer.
     products: list[ProductStatus]
 
 

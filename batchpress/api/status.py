@@ -1,20 +1,21 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from itertools import groupby
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
+from batchpress.api import status_page
 from batchpress.api.auth import api_key_scheme, bearer_scheme, owned_revision, request_key_id
-from batchpress.api.schemas import OptionsOut, ProductStatus, Progress, RequestStatusOut, error_responses
+from batchpress.api.schemas import OptionsOut, Progress, RequestStatusOut, error_responses
 from batchpress.api.status_cache import Answer, AnswerCache, accepts_gzip
 from batchpress.api.webhook_status import webhook_status
 from batchpress.config import Settings
@@ -22,7 +23,6 @@ from batchpress.context import Context
 from batchpress.db.base import as_utc
 from batchpress.db.revisions import WouldWait
 from batchpress.models import Image, ImageState, ProcessingRequest, Product, RequestStatus
-from batchpress.storage import ImageStorage, output_url
 from batchpress.webhooks.events import output_csv_url
 
 router = APIRouter()
@@ -40,6 +40,34 @@ class StatusReads:
         # On PostgreSQL the revision checks run on two threads of their own, not on Starlette's 40-thread pool,
         # where every hop waits on the GIL behind many threads (docs/performance.md).
         self.revision_reads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="status-read")
+        # Renders too: beside 16 readers of big pages, another client's read took 12 ms (median) with the renders on
+        # Starlette's 40 threads and 1-4 ms on these (docs/performance.md). Small pages (progress polls, the web
+        # page) get a thread of their own so that they never queue behind big ones.
+        self.renders = ThreadPoolExecutor(max_workers=2, thread_name_prefix="status-render")
+        self.small_renders = ThreadPoolExecutor(max_workers=1, thread_name_prefix="status-render-small")
+        # One render per key at a time: readers arriving meanwhile wait for it instead of rendering it again.
+        self.rendering: dict[str, asyncio.Future[Answer]] = {}
+        self.summaries = Summaries()
+        self.product_ids = status_page.ProductIds()
+
+
+class Summaries:
+    """The latest revisions' summaries (``summarize``), shared by the pages of a revision, a few hundred bytes each."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._entries: OrderedDict[tuple[uuid.UUID, int], dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()  # render threads share it
+
+    def get(self, key: tuple[uuid.UUID, int]) -> dict[str, Any] | None:
+        with self._lock:
+            return self._entries.get(key)
+
+    def put(self, key: tuple[uuid.UUID, int], summary: dict[str, Any]) -> None:
+        with self._lock:
+            self._entries[key] = summary
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
 
 
 # FastAPI's solving of parameters and dependencies was a third of this route's time under load
@@ -59,7 +87,8 @@ _DOCUMENTED = {
             "name": "limit",
             "in": "query",
             "required": False,
-            "description": "how many products to list",
+            "description": "at most how many products to list; a page also ends before 1 MiB of products' JSON "
+            "or 10,000 images, so follow next_offset",
             "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": MAX_PAGE},
         },
         {
@@ -77,6 +106,9 @@ _DOCUMENTED = {
     "/api/status/{request_id}/",
     response_model=RequestStatusOut,
     summary="A request's status, progress and products (paged)",
+    description="Pages list products in CSV order from `offset`: at most `limit` of them, ending sooner before "
+    "the products' JSON would pass 1 MiB or 10,000 images (a page always lists at least one product). "
+    "`next_offset` is where the next page starts, null after the last product.",
     responses={
         200: {
             "headers": {
@@ -106,14 +138,37 @@ async def request_status(request_id: str, request: Request) -> Response:
     headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
     if if_none_match is not None and etag in (tag.strip() for tag in if_none_match.split(",")):
         return Response(status_code=304, headers=headers)
-    answer = reads.answers.get(key)
-    if answer is None:
-        # Read after the revision, so what is rendered is at least as new as the revision it is stored under.
-        answer = await run_in_threadpool(_render_answer, ctx, rid, offset, limit)
-        reads.answers.put(key, answer)
+    answer = reads.answers.get(key) or await _rendered(ctx, reads, key, rid, revision, offset, limit)
     if gzipped:
         return Response(answer.gzipped, media_type="application/json", headers={**headers, "Content-Encoding": "gzip"})
     return Response(answer.json, media_type="application/json", headers=headers)
+
+
+# Pages asked for with at most this many products render on their own thread (the web page asks for 50).
+SMALL_PAGE = 50
+
+
+async def _rendered(
+    ctx: Context, reads: StatusReads, key: str, rid: uuid.UUID, revision: int, offset: int, limit: int
+) -> Answer:
+    """The answer rendered on a status thread, or the render of the same key already under way."""
+    pending = reads.rendering.get(key)
+    if pending is None:
+        pool = reads.small_renders if limit <= SMALL_PAGE else reads.renders
+        # Read after the revision, so what is rendered is at least as new as the revision it is stored under.
+        pending = asyncio.get_running_loop().run_in_executor(
+            pool, _render_answer, ctx, reads, rid, revision, offset, limit
+        )
+        reads.rendering[key] = pending
+        pending.add_done_callback(lambda done: _store(reads, key, done))
+    # Shielded: a reader that goes away does not cancel the render the others wait for.
+    return await asyncio.shield(pending)
+
+
+def _store(reads: StatusReads, key: str, done: asyncio.Future[Answer]) -> None:
+    reads.rendering.pop(key, None)
+    if not done.cancelled() and done.exception() is None:
+        reads.answers.put(key, done.result())
 
 
 async def _owned_revision(
@@ -161,9 +216,15 @@ def _integer(
     return default
 
 
-def _render_answer(ctx: Context, rid: uuid.UUID, offset: int, limit: int) -> Answer:
+def _render_answer(ctx: Context, reads: StatusReads, rid: uuid.UUID, revision: int, offset: int, limit: int) -> Answer:
     with ctx.db.session(read_only=True) as session:
-        return Answer.of(render(session, ctx.settings, ctx.storage, rid, offset, limit).model_dump_json().encode())
+        summary = reads.summaries.get((rid, revision))
+        if summary is None:
+            summary = summarize(session, ctx.settings, rid)
+            reads.summaries.put((rid, revision), summary)
+        ids = reads.product_ids.get(session, rid)
+        products, listed = status_page.page_products(session, ctx.storage, ids, offset, limit)
+    return Answer.of(page_json(summary, products, listed, offset, limit))
 
 
 def _etag(settings: Settings, rid: uuid.UUID, revision: int, offset: int, limit: int) -> str:
@@ -173,9 +234,10 @@ def _etag(settings: Settings, rid: uuid.UUID, revision: int, offset: int, limit:
     return f'"{rid.hex}-{revision}-{offset}-{limit}{epoch}"'
 
 
-def render(
-    session: Session, settings: Settings, storage: ImageStorage, rid: uuid.UUID, offset: int, limit: int
-) -> RequestStatusOut:
+def summarize(session: Session, settings: Settings, rid: uuid.UUID) -> dict[str, Any]:
+    """The fields of ``RequestStatusOut`` that every page of one revision shares: all but the products and where
+    the page starts and ends. Counting a request's images and products reads an index entry for each of them, so
+    it is done once per revision, not once per page."""
     request = session.get_one(ProcessingRequest, rid)
     tally = session.execute(
         select(
@@ -191,45 +253,16 @@ def render(
     done_bytes = next(
         ((int(i or 0), int(o or 0)) for state, _, i, o in tally if state == ImageState.DONE.value), (0, 0)
     )
-    total_products = session.scalar(select(func.count()).where(Product.request_id == rid)) or 0
-    webhook = webhook_status(session, request)
-    products = session.execute(
-        select(Product.id, Product.serial_number, Product.product_name)
-        .where(Product.request_id == rid)
-        .order_by(Product.id)
-        .offset(offset)
-        .limit(limit)
-    ).all()
-    images = (
-        session.execute(
-            select(
-                Image.product_id,
-                Image.position,
-                Image.input_url,
-                Image.output_url,
-                Image.output_key,
-                Image.state,
-                Image.error,
-                Image.input_bytes,
-                Image.output_bytes,
-            )
-            .where(Image.product_id.in_([p.id for p in products]))
-            .order_by(Image.product_id, Image.position)
-        ).all()
-        if products
-        else []
-    )
-    by_product = {pid: list(rows) for pid, rows in groupby(images, key=lambda r: r.product_id)}
     done = counts.get(ImageState.DONE.value, 0)
     failed = counts.get(ImageState.FAILED.value, 0)
     total = sum(counts.values())
-    return RequestStatusOut(
-        request_id=rid,
-        status=request.status,
-        created_at=as_utc(request.created_at),
-        updated_at=as_utc(request.updated_at),
-        finished_at=as_utc(request.finished_at) if request.finished_at else None,
-        progress=Progress(
+    return {
+        "request_id": rid,
+        "status": request.status,
+        "created_at": as_utc(request.created_at),
+        "updated_at": as_utc(request.updated_at),
+        "finished_at": as_utc(request.finished_at) if request.finished_at else None,
+        "progress": Progress(
             total_images=total,
             processed=done,
             failed=failed,
@@ -237,30 +270,26 @@ def render(
             bytes_in=done_bytes[0],
             bytes_out=done_bytes[1],
         ),
-        options=OptionsOut(
+        "options": OptionsOut(
             quality=request.quality, output_format=request.output_format, max_dimension=request.max_dimension
         ),
-        output_csv_url=None if request.status in RequestStatus.open_states() else output_csv_url(settings, rid),
-        webhook=webhook,
-        total_products=total_products,
+        "output_csv_url": None if request.status in RequestStatus.open_states() else output_csv_url(settings, rid),
+        "webhook": webhook_status(session, request),
+        "total_products": session.scalar(select(func.count()).where(Product.request_id == rid)) or 0,
+    }
+
+
+def page_json(summary: dict[str, Any], products: bytes, listed: int, offset: int, limit: int) -> bytes:
+    """The answer: ``RequestStatusOut`` from a revision's summary and the JSON of the page's ``listed`` products."""
+    after = offset + listed
+    head = RequestStatusOut(
+        **summary,
         offset=offset,
         limit=limit,
-        products=[
-            ProductStatus(
-                serial_number=p.serial_number,
-                product_name=p.product_name,
-                input_image_urls=[i.input_url for i in by_product.get(p.id, [])],
-                output_image_urls=[output_url(storage, i.output_key, i.output_url) for i in by_product.get(p.id, [])],
-                errors=[
-                    f"image {i.position + 1} ({i.input_url}): {i.error}"
-                    for i in by_product.get(p.id, [])
-                    if i.state == ImageState.FAILED.value
-                ],
-                bytes_in=sum(i.input_bytes or 0 for i in by_product.get(p.id, []) if i.state == ImageState.DONE.value),
-                bytes_out=sum(
-                    i.output_bytes or 0 for i in by_product.get(p.id, []) if i.state == ImageState.DONE.value
-                ),
-            )
-            for p in products
-        ],
-    )
+        next_offset=after if listed and after < summary["total_products"] else None,
+        products=[],
+    ).model_dump_json()
+    # ``products`` is the model's last field: its empty list is replaced by the products' own JSON.
+    if not head.endswith('"products":[]}'):
+        raise AssertionError("RequestStatusOut.products must be its last field")
+    return b"".join((head[:-2].encode(), products, b"]}"))

@@ -7,7 +7,8 @@ output URLs inside them are always fresh, and the cache holds at most ``MAX_BYTE
 
 Each answer is kept as JSON and gzipped: a full page of 1,000 products is ~375 kB of JSON and ~20 kB gzipped, which
 clients that send ``Accept-Encoding: gzip`` (browsers, requests, httpx) get. Compressing once per revision costs
-~2 ms; sending 18 times the bytes to every poller measured a third of the status route's throughput.
+~2 ms; sending 18 times the bytes to every poller measured a third of the status route's throughput. A page holds at
+most ~1 MiB of products (api/status_page.py), so every page fits in the cache.
 """
 
 from __future__ import annotations
@@ -15,12 +16,18 @@ from __future__ import annotations
 import gzip
 import threading
 import time
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
 
 TTL_SECONDS = 60.0
 MAX_BYTES = 32 * 1024 * 1024
 GZIP_LEVEL = 5  # nearly all of level 9's saving for a fraction of its time (docs/performance.md)
+# Above this, level 1: on a page of signed URLs level 5 took 3x the time (~26 ms of CPU a MiB) for 3 % fewer bytes.
+LARGE_ANSWER_BYTES = 64 * 1024
+# A large answer whose start compresses worse than this is mostly random tokens (signed URLs): run-length matching
+# only, which took 12 ms of CPU instead of 20 for 2.4 MB of them, and sent fewer bytes (docs/performance.md).
+RANDOM_RATIO = 0.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,11 +37,20 @@ class Answer:
 
     @classmethod
     def of(cls, body: bytes) -> Answer:
-        return cls(body, gzip.compress(body, GZIP_LEVEL, mtime=0))
+        return cls(body, _gzip(body))
 
     @property
     def size(self) -> int:
         return len(self.json) + len(self.gzipped)
+
+
+def _gzip(body: bytes) -> bytes:
+    if len(body) <= LARGE_ANSWER_BYTES:
+        return gzip.compress(body, GZIP_LEVEL, mtime=0)
+    start = body[:LARGE_ANSWER_BYTES]
+    random_tokens = len(zlib.compress(start, 1)) > len(start) * RANDOM_RATIO
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 31, 8, zlib.Z_RLE if random_tokens else zlib.Z_DEFAULT_STRATEGY)
+    return compressor.compress(body) + compressor.flush()
 
 
 def accepts_gzip(accept_encoding: str | None) -> bool:

@@ -17,6 +17,8 @@ MAX_FIELD_CHARS = 1024 * 1024
 MAX_URL_CHARS = 2048
 # A product name is a title, not a document: a longer one is a mistake, and every status read would carry it.
 MAX_NAME_CHARS = 1000
+# Every status page lists a product whole: this bounds the largest page (~2.4 MB of JSON, all images failed).
+MAX_URLS_PER_PRODUCT = 1000
 # The serial number lands in a 32-bit INTEGER column on PostgreSQL.
 MAX_SERIAL_NUMBER = 2**31 - 1
 
@@ -279,6 +281,9 @@ class _RowChecker:
         elif len(name) > MAX_NAME_CHARS:
             add(line, PRODUCT_NAME, f"the product name is {len(name)} characters, over the {MAX_NAME_CHARS} allowed")
         urls = tuple([url.strip() for url in fields[self._urls].split(",")])
+        if len(urls) > MAX_URLS_PER_PRODUCT:
+            add(line, IMAGE_URLS, f"the row lists {len(urls)} image URLs, over the {MAX_URLS_PER_PRODUCT} allowed")
+            return None
         if "" in urls:
             add(line, IMAGE_URLS, _empty_url_message(urls))
         for url in urls:

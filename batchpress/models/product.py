@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, Integer, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from batchpress.db.base import Base
@@ -17,7 +17,10 @@ class Product(Base):
     """A CSV row. The URL columns keep the seed's comma-separated form; ``Image`` rows carry per-image state."""
 
     __tablename__ = "product"
-    __table_args__ = (UniqueConstraint("request_id", "serial_number"),)
+    __table_args__ = (
+        UniqueConstraint("request_id", "serial_number"),
+        Index("ix_product_request_id", "request_id", "id"),  # status pages list a request's products by id
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     request_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("processing_request.id", ondelete="CASCADE"))

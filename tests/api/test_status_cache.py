@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import random
 
 import pytest
 
@@ -50,3 +51,13 @@ def test_an_expired_answer_is_gone() -> None:
     cache = AnswerCache(ttl_seconds=0)
     cache.put("k", Answer.of(b"{}"))
     assert cache.get("k") is None
+
+
+def test_large_answers_are_gzipped_too_whether_they_compress_well_or_not() -> None:
+    rng = random.Random(7)
+    tokens = b'{"urls": [' + b",".join(b'"%s"' % rng.randbytes(1000).hex().encode() for _ in range(200)) + b"]}"
+    names = b'{"names": [' + b",".join(b'"Product %d"' % n for n in range(20_000)) + b"]}"
+    for body in (tokens, names):
+        answer = Answer.of(body)
+        assert gzip.decompress(answer.gzipped) == body
+        assert len(answer.gzipped) < len(body) * (0.6 if body is tokens else 0.2)

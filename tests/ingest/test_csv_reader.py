@@ -9,6 +9,7 @@ from batchpress.ingest.csv_reader import (
     MAX_FIELD_CHARS,
     MAX_REPORTED_PROBLEMS,
     MAX_URL_CHARS,
+    MAX_URLS_PER_PRODUCT,
     PRODUCT_NAME,
     SERIAL_NUMBER,
     CsvProblem,
@@ -211,16 +212,20 @@ def test_more_than_fifty_problems_reports_the_first_fifty_and_counts_all() -> No
     assert str(error.problems[0]) == "line 2, Product Name: the product name is empty"
 
 
-def test_row_with_ten_thousand_urls_is_accepted() -> None:
-    urls = [f"https://cdn.example.com/p/{i}.jpg" for i in range(10_000)]
-    rows = read(make_csv(f'1,Shoe,"{", ".join(urls)}"'))
-    assert rows[0].image_urls == tuple(urls)
+def test_a_row_of_a_thousand_urls_is_accepted_and_one_more_is_a_problem() -> None:
+    urls = [f"https://cdn.example.com/p/{i}.jpg" for i in range(MAX_URLS_PER_PRODUCT + 1)]
+    rows = read(make_csv(f'1,Shoe,"{", ".join(urls[:-1])}"'))
+    assert rows[0].image_urls == tuple(urls[:-1])
+    error = rejected(make_csv(f"1,Shoe,{URL}", f'2,Boot,"{", ".join(urls)}"'))
+    assert [str(p) for p in error.problems] == [
+        f"line 3, Input Image Urls: the row lists {MAX_URLS_PER_PRODUCT + 1} image URLs, over the 1000 allowed"
+    ]
 
 
 def test_long_field_under_the_limit_is_accepted() -> None:
     """A product's URL list may be long (names have their own, smaller cap)."""
-    one = "https://cdn.example.com/" + "p" * 70 + "/{}.jpg"
-    urls = [one.format(n) for n in range(MAX_FIELD_CHARS // 110)]
+    one = "https://cdn.example.com/" + "p" * 700 + "/{}.jpg"
+    urls = [one.format(n) for n in range(MAX_URLS_PER_PRODUCT)]
     field = ",".join(urls)
     assert MAX_FIELD_CHARS // 2 < len(field) < MAX_FIELD_CHARS
     assert read(make_csv(f'1,Shoe,"{field}"'))[0].image_urls == tuple(urls)

@@ -102,14 +102,14 @@ function renderRecent() {
 
 // --- one request's live status -------------------------------------------------------------------------------------
 
-let current = null; // {id, offset, timer, generation}
+let current = null; // {id, offset, next, timer, generation}
 let generation = 0;
 
 function showRequest(id, offset = 0) {
   if (current) clearTimeout(current.timer);
   generation += 1;
   const isNew = !current || current.id !== id;
-  current = { id, offset, timer: null, generation };
+  current = { id, offset, next: null, timer: null, generation };
   if (isNew) {
     clearProducts();
     $("output-wrap").hidden = true;
@@ -143,6 +143,8 @@ async function poll(gen) {
   if (gen !== generation) return;
   if ($("error").textContent.startsWith("Could not refresh")) clearError();
   renderStatus(data);
+  // A page can end before PAGE_SIZE products (the server bounds a page's bytes): the next one starts where it says.
+  current.next = data.next_offset ?? null;
   recordStatus(id, data.status);
   if (!TERMINAL.has(data.status)) current.timer = setTimeout(() => poll(gen), POLL_MS);
 }
@@ -286,7 +288,9 @@ function init() {
     renderRecent();
   });
   $("prev-page").addEventListener("click", () => showRequest(current.id, Math.max(0, current.offset - PAGE_SIZE)));
-  $("next-page").addEventListener("click", () => showRequest(current.id, current.offset + PAGE_SIZE));
+  $("next-page").addEventListener("click", () => {
+    if (current.next !== null) showRequest(current.id, current.next);
+  });
   $("output-csv").addEventListener("click", downloadWithKey);
   followHash();
 }

@@ -101,8 +101,10 @@ export function renderProducts(data) {
   const first = data.products.length ? data.offset + 1 : 0;
   const last = data.offset + data.products.length;
   $("products-caption").textContent =
-    data.total_products > PAGE_SIZE ? `Products ${first}–${last} of ${data.total_products}` : `Products (${data.total_products})`;
-  $("pager").hidden = data.total_products <= PAGE_SIZE;
+    data.total_products > data.products.length
+      ? `Products ${first}–${last} of ${data.total_products}`
+      : `Products (${data.total_products})`;
+  $("pager").hidden = data.offset === 0 && last >= data.total_products;
   $("prev-page").disabled = data.offset === 0;
   $("next-page").disabled = last >= data.total_products;
 }
