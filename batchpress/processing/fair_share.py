@@ -25,6 +25,8 @@ from batchpress.models import Image, ImageState, ProcessingRequest, RequestStatu
 from batchpress.processing.leases import ClaimedImage, claim_images
 
 MAX_IMAGES_PER_TASK = 32
+# Requests a claim tries, in turn order, before it gives up.
+TURNS_TRIED = 3
 # The state written into the SQL, not bound: a prepared statement's generic plan ignored the (request, state) index.
 _PENDING: ColumnClause[str] = literal_column(f"'{ImageState.PENDING.value}'")
 _PROCESSING: ColumnClause[str] = literal_column(f"'{ImageState.PROCESSING.value}'")
@@ -58,10 +60,9 @@ def claim_next(session: Session, *, token: str, lease_seconds: float, max_attemp
     so workers claiming at once take different images of the same request. An image a worker was lost on goes
     alone, so that a poison image cannot take others down with it again.
     """
-    for _ in range(3):  # a concurrent claimer may have emptied the chosen request in between
-        turn = session.execute(_turn_statement(), {"max_attempts": max_attempts}).first()
-        if turn is None:
-            return []
+    # The next requests in turn order: when concurrent claims hold the first one's remaining images locked, the
+    # next one is served rather than none.
+    for turn in session.execute(_turn_statement(), {"max_attempts": max_attempts}).all():
         size = chunk_size(turn.image_count) if turn.image_count else MAX_IMAGES_PER_TASK
         waiting = (
             select(Image.id)
@@ -104,9 +105,10 @@ def _first_pending(request_id: uuid.UUID) -> ScalarSelect[int]:
 
 
 def has_pending(session: Session, request_id: uuid.UUID, *, max_attempts: int) -> bool:
-    """Whether a claim could still take one of its images."""
+    """Whether a claim could still take one of its images: the request is open and one has an attempt left."""
     waiting = exists().where(Image.request_id == request_id, Image.state == _PENDING, Image.attempts < max_attempts)
-    return bool(session.scalar(select(waiting)))
+    is_open = ProcessingRequest.status.in_(RequestStatus.open_states())
+    return bool(session.scalar(select(waiting).where(ProcessingRequest.id == request_id, is_open)))
 
 
 def someone_else_waits(session: Session, request_id: uuid.UUID, *, max_attempts: int) -> bool:
@@ -161,5 +163,5 @@ def _turn_statement() -> Select[uuid.UUID, int]:
             ProcessingRequest.served_at.asc().nulls_first(),
             ProcessingRequest.created_at,
         )
-        .limit(1)
+        .limit(TURNS_TRIED)
     )

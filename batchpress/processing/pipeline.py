@@ -86,10 +86,12 @@ class ChunkWorker:
         """
         token = new_token()
         claimed = once_more_if_disconnected(lambda: self._claim(token))
+        if turn_of is not None and (not claimed or claimed[0].request_id != turn_of):
+            # Spent on another request's turn, or on none as other claims held every image locked: its request
+            # gets it back while it has images waiting.
+            self._hand_back(turn_of)
         if not claimed:
             return 0
-        if turn_of is not None and claimed[0].request_id != turn_of:
-            self._hand_back(turn_of)
         # Held until the chunk's last write commits (``_write``), or dropped at once if the chunk fails, so the
         # lease then lapses and the sweeper hands the images out again.
         self.heartbeat.hold(token)
