@@ -1,13 +1,12 @@
 """Peak memory of a worker's pool process per image: 50 MP photos of every input format and the hostile files.
 
-Run with ``make bench-memory`` (``python -m benchmarks.memory``; ``--only NAME`` for some cases, ``--untuned`` to
-leave glibc's allocator as it comes). Each case runs ``compress_image`` in a fresh Python process that has imported
-what a pool process imports and set its allocator up as one does (``batchpress.worker.memory.tune_allocator``), then
-reports that whole process's peak RSS (``VmHWM``, as issue #20 counts it) and the call's time. The input is read
-from a file first, as a download's bytes would be held. The last case runs every hostile file one after another in
-one process, as a worker meets a hostile batch. Inputs are built once into ``bench-results/memory-inputs/`` (the
-50 MP photos take a few minutes) and the table goes to ``bench-results/memory.json`` (``--results`` names another
-folder). The table also shows what the process still holds after its last image.
+Run with ``make bench-memory`` (``python -m benchmarks.memory``; ``--only NAME`` for some cases). Each case runs
+``compress_image`` in a fresh Python process that has imported what a pool process imports, then reports that whole
+process's peak RSS (``VmHWM``, as issue #20 counts it) and the call's time. The input is read from a file first, as a
+download's bytes would be held. The last case runs every hostile file one after another in one process, as a worker
+meets a hostile batch. Inputs are built once into ``bench-results/memory-inputs/`` (the 50 MP photos take a few
+minutes) and the table goes to ``bench-results/memory.json`` (``--results`` names another folder). The table also
+shows what the process still holds after its last image.
 """
 
 from __future__ import annotations
@@ -111,11 +110,10 @@ class Measured:
     outcomes: list[str]
 
 
-def measure(case: Case, inputs: Path, *, untuned: bool) -> Measured:
+def measure(case: Case, inputs: Path) -> Measured:
     args = [sys.executable, "-m", "benchmarks.memory", "--child", json.dumps(case.options)]
     args += [str(inputs / name) for name in case.inputs]
-    env = os.environ | ({"BATCHPRESS_BENCH_UNTUNED": "1"} if untuned else {})
-    done = subprocess.run(args, capture_output=True, text=True, check=True, env=env)
+    done = subprocess.run(args, capture_output=True, text=True, check=True)
     report = json.loads(done.stdout.strip().splitlines()[-1])
     size = sum((inputs / name).stat().st_size for name in case.inputs)
     mib = round(size / 2**20, 1)
@@ -123,11 +121,7 @@ def measure(case: Case, inputs: Path, *, untuned: bool) -> Measured:
 
 
 def child(options: dict[str, object], paths: list[str]) -> None:
-    """One pool process's work: the worker's imports and allocator set-up, then each file in turn."""
-    if not os.environ.get("BATCHPRESS_BENCH_UNTUNED"):
-        from batchpress.worker.memory import tune_allocator
-
-        tune_allocator()
+    """One pool process's work: the worker's imports, then each file in turn."""
     import batchpress.worker.lifecycle  # noqa: F401 (what a pool process has imported before its first image)
     from batchpress.processing.compress import ImageRejected, compress_image
 
@@ -161,7 +155,6 @@ def peak_rss_mb(pid: int | str = "self") -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", default=None, help="cases whose name contains one of these")
-    parser.add_argument("--untuned", action="store_true", help="leave glibc's allocator as it comes")
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder for the inputs and the JSON")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -174,13 +167,13 @@ def main() -> None:
     results = []
     print(f"{'case':<52} {'input MiB':>9} {'peak MB':>8} {'held MB':>8} {'s':>6}  outcome")
     for case in chosen:
-        m = measure(case, inputs, untuned=args.untuned)
+        m = measure(case, inputs)
         results.append(m)
         over = "  OVER" if m.peak_mb >= BUDGET_MB else ""
         outcome = m.outcomes[0] if len(m.outcomes) == 1 else f"{len(m.outcomes)} files"
         figures = f"{m.input_mib:>9} {m.peak_mb:>8.0f} {m.held_mb:>8.0f} {m.seconds:>6.2f}"
         print(f"{m.case:<52} {figures}  {outcome[:60]}{over}", flush=True)
-    out = args.results / ("memory-untuned.json" if args.untuned else "memory.json")
+    out = args.results / "memory.json"
     out.write_text(json.dumps([asdict(m) for m in results], indent=1))
     print(f"wrote {out}")
 

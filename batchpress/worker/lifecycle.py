@@ -12,7 +12,7 @@ from typing import Any
 from celery.signals import worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown
 
 from batchpress.lifecycle.sweep import Sweeper
-from batchpress.worker import memory, process
+from batchpress.worker import process
 from batchpress.worker.parent_death import die_with_parent
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,6 @@ _stop = threading.Event()
 @worker_process_init.connect
 def _child_started(**_: Any) -> None:
     die_with_parent(signal.SIGKILL)
-    memory.tune_allocator()
     worker = process.start_after_fork()
     # Only the pool processes, which compress, yield the CPU; the parent, which fetches, acknowledges and hands out
     # their tasks, keeps normal priority (figures: docs/performance.md, "What each optimisation bought").

@@ -1,10 +1,8 @@
-"""A pool process's memory: an allocator that gives big buffers back, and a ceiling past which the process is replaced.
+"""A pool process's memory: a ceiling past which the process is replaced.
 
-A 50 MP image is a few 200 MB buffers that live for one image. glibc serves them from its heap once a freed buffer
-has raised its dynamic mmap threshold (up to 32 MB), and a heap fragmented by the download threads' allocations
-keeps them: a pool process then sits on the memory of its largest image and grows with each new mix of sizes.
-Fixing the threshold puts every big buffer in its own mapping, returned to the system when freed; figures in
-docs/security.md ("Memory per worker process"), measured with ``make bench-memory``.
+glibc's allocator is left as it comes: fixing its mmap threshold at 1 MiB gave freed image buffers back at once but
+cost 10 % of end-to-end throughput, every buffer faulted in anew, for no lower peak (docs/security.md, "Memory per
+worker process"). What a process holds between images is given back (``malloc_trim``) when the ceiling is checked.
 
 The ceiling (``BATCHPRESS_WORKER_MAX_RSS_MB``) catches what the budget did not foresee: Celery replaces a pool
 process whose peak passed it once its task ends (``worker_max_memory_per_child``), and ``over_ceiling`` lets the
@@ -19,29 +17,13 @@ import resource
 
 from batchpress.config import Settings
 
-# mallopt parameters (glibc's malloc.h).
-_M_MMAP_THRESHOLD = -3
-_M_ARENA_MAX = -8
-# Buffers above this get a mapping of their own: every image buffer and download, none of the small objects.
-MMAP_THRESHOLD_BYTES = 1024 * 1024
-# The compressing thread and the download threads need no arena each; two keep lock contention negligible.
-ARENA_MAX = 2
-
 MIB = 1024 * 1024
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 
 def _glibc() -> ctypes.CDLL | None:
     libc = ctypes.CDLL(None)
-    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None  # musl and macOS have neither
-
-
-def tune_allocator() -> bool:
-    """Set glibc's allocator up for a process that handles a few huge buffers at a time; False where not glibc."""
-    libc = _glibc()
-    if libc is None:
-        return False
-    return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) and libc.mallopt(_M_ARENA_MAX, ARENA_MAX))
+    return libc if hasattr(libc, "malloc_trim") else None  # musl and macOS have none
 
 
 def release_free_memory() -> None:

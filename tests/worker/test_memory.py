@@ -6,13 +6,9 @@ from pathlib import Path
 
 from batchpress.config import Settings
 from batchpress.worker.celery_app import configure, make_celery
-from batchpress.worker.memory import ceiling_kib, over_ceiling, peak_rss_bytes, rss_bytes, tune_allocator
+from batchpress.worker.memory import ceiling_kib, over_ceiling, peak_rss_bytes, rss_bytes
 
 MIB = 1024 * 1024
-
-
-def test_tune_allocator_applies_on_glibc() -> None:
-    assert tune_allocator()
 
 
 def test_rss_readings_are_this_process() -> None:
