@@ -144,6 +144,7 @@ def status_latency(
         time.sleep(0.05)
     measure("busy")
     after = api.status(batch_id, limit=1)
+    wait_terminal(api, batch_id)  # what runs next (the fair-share part) measures a batch alone
     return {
         "latencies": results,
         "batch_images": len(batch_urls),

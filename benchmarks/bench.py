@@ -70,7 +70,7 @@ FULL = Sizes(
 )
 QUICK = Sizes(8, 8, 0.1, 20, {"poll": (1, 64), "full": (1, 32), "full-identity": (1, 32)}, (100, 500), 1, 2)
 # Runs of the large batch alone and beside small requests, for its throughput ratio.
-FAIR_ROUNDS = 2
+FAIR_ROUNDS = 3
 
 _STARTED = time.monotonic()
 
