@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from sqlalchemy import create_engine, select
@@ -26,7 +27,8 @@ def test_an_image_over_its_cpu_budget_fails_once_and_the_rest_complete(
     status = service.wait_until(request_id, timeout=120)
     assert status["status"] == "completed_with_errors", status["progress"]
     first, *rest = status["products"]
-    assert first["errors"][0].endswith(f"({slow}): took more than 0.3 s of CPU to encode"), first["errors"]
+    # Which step runs out depends on the machine's load: the decode takes ~0.2 s of the 0.3, the palette the rest.
+    assert re.search(rf"\({re.escape(slow)}\): took more than 0\.3 s of CPU to (decode|encode)$", first["errors"][0])
     assert all(p["output_image_urls"] for p in rest)
     settings = Settings(data_dir=service.data_dir, database_url=service.env.get("BATCHPRESS_DATABASE_URL", ""))
     engine = create_engine(settings.database_url)
