@@ -1,11 +1,10 @@
 """Whose turn it is: the database, not the queue's order, decides which request a worker serves next.
 
-A message only wakes a worker. The claim then takes a chunk of the open request whose API key was served least
-recently, and among that key's requests the one served least recently: a 3-image request uploaded behind a
-100,000-image one is served at the next claim, not after every chunk already enqueued; a request nobody works on
-comes first, and a chunk that has run for a second gives way to it (``ChunkWorker.run_next``). Each request still gets
-as many messages as it has chunks; a message spent on another request's turn is published again for its own
-(``ChunkWorker.run_next``).
+A message only wakes a worker. The claim then takes a chunk of an open request that nobody works on if there is
+one, else of any; among those, of the one whose API key, then itself, was served least recently. A 3-image request
+uploaded behind a 100,000-image one is thus served at the next claim, not after every chunk already enqueued, and a
+chunk that has run for a second gives way to it between images. Each request gets as many messages as it has
+chunks; one spent on another request's turn goes back to its own (``ChunkWorker.run_next``).
 """
 
 from __future__ import annotations
