@@ -19,8 +19,6 @@ here transparent images are composited on grey instead, so their hidden colours 
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -66,8 +64,6 @@ _WEIGHTS = np.array(
         0.0, 0.00010854057858411537,
     ]
 )  # fmt: skip
-# Two threads: ~125 ms instead of ~165 ms per 0.6 MP on the 2-core benchmark machine.
-_THREADS = min(2, os.cpu_count() or 1)
 _LEVELS = np.arange(256) / 255.0
 _LINEAR_LUT = np.where(_LEVELS <= 0.04045, _LEVELS / 12.92, ((_LEVELS + 0.055) / 1.055) ** 2.4).astype(np.float32)
 
@@ -149,19 +145,9 @@ def _downsample(planes: Planes) -> Planes:
 
 def _blur(planes: Planes) -> Planes:
     """Gaussian blur of (..., width, height) planes: zeros beyond the width axis, mirrored beyond the height axis."""
-    flat = planes.reshape(-1, *planes.shape[-2:])
-    out = np.empty_like(flat)
-    # scipy.ndimage releases the GIL, so halves of the planes blur on two cores at once.
-    parts = np.array_split(np.arange(flat.shape[0]), min(_THREADS, flat.shape[0]))
-    # A pool per call, not per module: a module-level one would hang in a process forked after its first use.
-    with ThreadPoolExecutor(len(parts)) as pool:
-        list(pool.map(lambda part: _blur_into(flat[part[0] : part[-1] + 1], out[part[0] : part[-1] + 1]), parts))
-    return out.reshape(planes.shape)
-
-
-def _blur_into(planes: Planes, out: Planes) -> None:
-    ndimage.gaussian_filter1d(planes, _SIGMA, axis=-2, mode="constant", cval=0.0, truncate=_TRUNCATE, output=out)
+    out: Planes = ndimage.gaussian_filter1d(planes, _SIGMA, axis=-2, mode="constant", cval=0.0, truncate=_TRUNCATE)
     ndimage.gaussian_filter1d(out, _SIGMA, axis=-1, mode="reflect", truncate=_TRUNCATE, output=out)
+    return out
 
 
 def _pool(maps: Planes) -> tuple[Planes, Planes]:
