@@ -40,9 +40,8 @@ class StatusReads:
         # On PostgreSQL the revision checks run on two threads of their own, not on Starlette's 40-thread pool,
         # where every hop waits on the GIL behind many threads (docs/performance.md).
         self.revision_reads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="status-read")
-        # Renders too: beside 16 readers of big pages, another client's read took 12 ms (median) with the renders on
-        # Starlette's 40 threads and 1-4 ms on these (docs/performance.md). Small pages (progress polls, the web
-        # page) get a thread of their own so that they never queue behind big ones.
+        # Renders too, so that readers of big pages cannot crowd out other clients' reads (docs/performance.md);
+        # small pages (progress polls, the web page) get a thread of their own, never queued behind big ones.
         self.renders = ThreadPoolExecutor(max_workers=2, thread_name_prefix="status-render")
         self.small_renders = ThreadPoolExecutor(max_workers=1, thread_name_prefix="status-render-small")
         # One render per key at a time: readers arriving meanwhile wait for it instead of rendering it again.

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 TTL_SECONDS = 60.0
 MAX_BYTES = 32 * 1024 * 1024
 GZIP_LEVEL = 5  # nearly all of level 9's saving for a fraction of its time (docs/performance.md)
-# Above this, level 1: on a page of signed URLs level 5 took 3x the time (~26 ms of CPU a MiB) for 3 % fewer bytes.
+# Above this, level 1: on big pages level 5 costs several times the CPU for a few % fewer bytes (docs/performance.md).
 LARGE_ANSWER_BYTES = 64 * 1024
 # A large answer whose start compresses worse than this is mostly random tokens (signed URLs): run-length matching
-# only, which took 12 ms of CPU instead of 20 for 2.4 MB of them, and sent fewer bytes (docs/performance.md).
+# only is faster there and sends fewer bytes (docs/performance.md).
 RANDOM_RATIO = 0.3
 
 
