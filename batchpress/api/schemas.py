@@ -22,6 +22,14 @@ class Progress(BaseModel):
     pending: int = Field(description="images not finished yet")
     bytes_in: int = Field(default=0, description="total size of the compressed images' inputs")
     bytes_out: int = Field(default=0, description="total size of their outputs; bytes saved = bytes_in - bytes_out")
+    bytes_saved: int = Field(
+        default=0,
+        description="bytes_in - bytes_out: what compression saved; negative when the outputs grew, as a conversion "
+        "or resize asked for (output_format, max_dimension) may make them",
+    )
+    saved_percent: float | None = Field(
+        default=None, description="bytes_saved as a percentage of bytes_in, to one decimal; null while bytes_in is 0"
+    )
 
 
 class ProductStatus(BaseModel):
@@ -32,6 +40,16 @@ class ProductStatus(BaseModel):
     errors: list[str] = Field(description="one line per failed image, naming its position and URL")
     bytes_in: int = Field(default=0, description="input bytes of this product's compressed images")
     bytes_out: int = Field(default=0, description="output bytes of this product's compressed images")
+    input_image_bytes: list[int | None] = Field(
+        default_factory=list,
+        description="each input's size in bytes, in the order of input_image_urls; null while pending or if it "
+        "failed (their sum is bytes_in)",
+    )
+    output_image_bytes: list[int | None] = Field(
+        default_factory=list,
+        description="each output's size in bytes, in the order of output_image_urls and null where its URL is "
+        "(their sum is bytes_out); an image saved its input size minus this",
+    )
 
 
 class WebhookAttemptOut(BaseModel):
@@ -69,7 +87,16 @@ class RequestStatusOut(BaseModel):
                     "created_at": "2026-11-23T22:31:45.181051Z",
                     "updated_at": "2026-11-23T22:31:45.727317Z",
                     "finished_at": "2026-11-23T22:31:45.727317Z",
-                    "progress": {"total_images": 3, "processed": 2, "failed": 1, "pending": 0},
+                    "progress": {
+                        "total_images": 3,
+                        "processed": 2,
+                        "failed": 1,
+                        "pending": 0,
+                        "bytes_in": 1734112,
+                        "bytes_out": 412530,
+                        "bytes_saved": 1321582,
+                        "saved_percent": 76.2,
+                    },
                     "options": {"quality": 50, "output_format": "original", "max_dimension": None},
                     "output_csv_url": f"http://127.0.0.1:8000/api/requests/{EXAMPLE_ID}/output.csv",
                     "webhook": None,
@@ -87,6 +114,10 @@ class RequestStatusOut(BaseModel):
                                 f"http://127.0.0.1:8000/images/{EXAMPLE_ID}/1-2.png",
                             ],
                             "errors": [],
+                            "bytes_in": 1734112,
+                            "bytes_out": 412530,
+                            "input_image_bytes": [1482113, 251999],
+                            "output_image_bytes": [320544, 91986],
                         },
                         {
                             "serial_number": 2,
@@ -94,6 +125,10 @@ class RequestStatusOut(BaseModel):
                             "input_image_urls": ["https://cdn.example.com/c.jpg"],
                             "output_image_urls": [None],
                             "errors": ["image 1 (https://cdn.example.com/c.jpg): HTTP 404 Not Found"],
+                            "bytes_in": 0,
+                            "bytes_out": 0,
+                            "input_image_bytes": [None],
+                            "output_image_bytes": [None],
                         },
                     ],
                 }

@@ -22,7 +22,8 @@ from batchpress.config import Settings
 from batchpress.context import Context
 from batchpress.db.base import as_utc
 from batchpress.db.revisions import WouldWait
-from batchpress.models import Image, ImageState, ProcessingRequest, Product, RequestStatus
+from batchpress.models import ProcessingRequest, Product, RequestStatus
+from batchpress.tally import tally
 from batchpress.webhooks.events import output_csv_url
 
 router = APIRouter()
@@ -238,23 +239,7 @@ def summarize(session: Session, settings: Settings, rid: uuid.UUID) -> dict[str,
     the page starts and ends. Counting a request's images and products reads an index entry for each of them, so
     it is done once per revision, not once per page."""
     request = session.get_one(ProcessingRequest, rid)
-    tally = session.execute(
-        select(
-            Image.state,
-            func.count(),
-            func.coalesce(func.sum(Image.input_bytes), 0),
-            func.coalesce(func.sum(Image.output_bytes), 0),
-        )
-        .where(Image.request_id == rid)
-        .group_by(Image.state)
-    ).all()
-    counts = {state: n for state, n, _, _ in tally}
-    done_bytes = next(
-        ((int(i or 0), int(o or 0)) for state, _, i, o in tally if state == ImageState.DONE.value), (0, 0)
-    )
-    done = counts.get(ImageState.DONE.value, 0)
-    failed = counts.get(ImageState.FAILED.value, 0)
-    total = sum(counts.values())
+    counted = tally(session, rid)
     return {
         "request_id": rid,
         "status": request.status,
@@ -262,12 +247,11 @@ def summarize(session: Session, settings: Settings, rid: uuid.UUID) -> dict[str,
         "updated_at": as_utc(request.updated_at),
         "finished_at": as_utc(request.finished_at) if request.finished_at else None,
         "progress": Progress(
-            total_images=total,
-            processed=done,
-            failed=failed,
-            pending=total - done - failed,
-            bytes_in=done_bytes[0],
-            bytes_out=done_bytes[1],
+            total_images=counted.total,
+            processed=counted.done,
+            failed=counted.failed,
+            pending=counted.total - counted.done - counted.failed,
+            **counted.byte_counts(),
         ),
         "options": OptionsOut(
             quality=request.quality, output_format=request.output_format, max_dimension=request.max_dimension

@@ -30,7 +30,7 @@ from batchpress.storage import ImageStorage, output_url
 
 # A page this size takes ~20-35 ms of CPU to read, encode and gzip here, inside 50 ms (docs/performance.md).
 PAGE_BYTES = 1024 * 1024
-# Bounds the rows read for a page whose URLs are short (a pending image with a short URL is ~15 bytes of JSON).
+# Bounds the rows read for a page whose URLs are short (a pending image with a short URL is a few dozen bytes of JSON).
 PAGE_IMAGES = 10_000
 # Products read at most at once: bounds what counting their images costs when the page's first products are small.
 MAX_BATCH = 256
@@ -160,7 +160,9 @@ def product_bodies(conn: Connection, storage: ImageStorage, ids: Sequence[int]) 
     for pid in ids:
         serial, name = named[pid]
         rows = by_product.get(pid, [])
-        done = [r for r in rows if r[5] == _DONE]
+        # Sizes of compressed images only, lined up with the URLs: an open or failed image has none yet.
+        sizes_in = [r[7] if r[5] == _DONE else None for r in rows]
+        sizes_out = [r[8] if r[5] == _DONE else None for r in rows]
         out.append(
             {
                 "serial_number": serial,
@@ -168,8 +170,10 @@ def product_bodies(conn: Connection, storage: ImageStorage, ids: Sequence[int]) 
                 "input_image_urls": [r[2] for r in rows],
                 "output_image_urls": [output_url(storage, r[4], r[3]) for r in rows],
                 "errors": [f"image {r[1] + 1} ({r[2]}): {r[6]}" for r in rows if r[5] == _FAILED],
-                "bytes_in": sum(r[7] or 0 for r in done),
-                "bytes_out": sum(r[8] or 0 for r in done),
+                "bytes_in": sum(filter(None, sizes_in)),
+                "bytes_out": sum(filter(None, sizes_out)),
+                "input_image_bytes": sizes_in,
+                "output_image_bytes": sizes_out,
             }
         )
     return out
