@@ -6,20 +6,19 @@ import datetime as dt
 import json
 import uuid
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from batchpress.config import Settings
 from batchpress.db.base import utcnow
 from batchpress.models import (
     DisabledWebhookUrl,
-    Image,
-    ImageState,
     ProcessingRequest,
     WebhookAttempt,
     WebhookEvent,
     WebhookState,
 )
+from batchpress.tally import tally
 
 
 def status_url(settings: Settings, request_id: uuid.UUID) -> str:
@@ -31,21 +30,22 @@ def output_csv_url(settings: Settings, request_id: uuid.UUID) -> str:
 
 
 def event_payload(settings: Settings, request_id: uuid.UUID, status: str, session: Session) -> dict[str, object]:
-    """A thin payload: what finished and how; the product list stays behind the status URL."""
-    counts = dict(
-        session.execute(
-            select(Image.state, func.count()).where(Image.request_id == request_id).group_by(Image.state)
-        ).all()
-    )
-    done = counts.get(ImageState.DONE.value, 0)
-    failed = counts.get(ImageState.FAILED.value, 0)
+    """A thin payload: what finished and how, with the bytes it saved; the product list stays behind the status
+    URL."""
+    counted = tally(session, request_id)
+    progress = {
+        "total_images": counted.total,
+        "processed": counted.done,
+        "failed": counted.failed,
+        **counted.byte_counts(),
+    }
     return {
         "type": f"request.{status}",
         "timestamp": utcnow().isoformat().replace("+00:00", "Z"),
         "data": {
             "request_id": str(request_id),
             "status": status,
-            "progress": {"total_images": sum(counts.values()), "processed": done, "failed": failed},
+            "progress": progress,
             "status_url": status_url(settings, request_id),
             "output_csv_url": output_csv_url(settings, request_id),
         },

@@ -40,6 +40,8 @@ FAST = {
     "BATCHPRESS_WEBHOOK_RETRY_SCHEDULE": "0,1,1,1",
     "BATCHPRESS_WEBHOOK_TIMEOUT_SECONDS": "1",
 }
+# The byte figures of a request's counts, in the status and in the event alike.
+BYTE_COUNTS = ("bytes_in", "bytes_out", "bytes_saved", "saved_percent")
 # In this process: four attempts, each due at once, so the delivery loop never waits.
 QUICK = {"webhook_secret": SECRET, "webhook_retry_schedule": "0,0,0,0", "webhook_timeout_seconds": 1}
 
@@ -90,9 +92,13 @@ def test_finished_batch_is_delivered_once_and_signed(
     data = delivery.payload["data"]
     assert data["request_id"] == request_id
     assert data["status"] == "completed"
-    assert data["progress"] == {"total_images": 1, "processed": 1, "failed": 0}
     assert data["status_url"] == f"{service.base_url}/api/status/{request_id}/"
-    assert httpx.get(data["status_url"]).json()["status"] == "completed"
+    shown = httpx.get(data["status_url"]).json()
+    assert shown["status"] == "completed"
+    assert data["progress"] == {"total_images": 1, "processed": 1, "failed": 0} | {
+        name: shown["progress"][name] for name in BYTE_COUNTS
+    }
+    assert data["progress"]["bytes_saved"] > 0
     assert webhook["attempts"] == 1
     assert webhook["last_attempt"]["status_code"] == 200
 
@@ -192,6 +198,44 @@ def test_failing_receiver_gets_it_on_the_third_attempt_with_one_id(
             f"  {entry['attempted_at']}  HTTP {entry['status_code']}  {entry['latency_ms']} ms  "
             f"{entry['outcome']:<9}  {entry['response_excerpt']}"
         )
+
+
+def test_the_event_counts_the_bytes_in_out_and_saved(
+    start: Start, receiver: Receiver, image_server: ImageServer
+) -> None:
+    """Of the compressed images only, as the status counts them: a failed one has no output to weigh."""
+    service = start()
+    tag = uuid.uuid4().hex[:8]
+    sources = [make_image("jpeg", 5, (480, 360)), make_image("png", 6, (320, 240))]
+    urls = [
+        image_server.add(f"/{tag}/a.jpg", sources[0]),
+        image_server.add(f"/{tag}/b.png", sources[1], "image/png"),
+        image_server.url(f"/{tag}/gone.jpg"),
+    ]
+    request_id = service.upload(
+        f'S. No.,Product Name,Input Image Urls\n1,Shoe,"{",".join(urls)}"\n', receiver.url("/hooks/bytes")
+    )
+    [event_id] = service.finish(request_id)
+    service.deliver(event_id)
+
+    [delivery] = receiver.at("/hooks/bytes")
+    assert delivery.verified
+    progress = delivery.payload["data"]["progress"]
+    [product] = service.status(request_id)["products"]
+    bytes_in = sum(len(data) for data in sources)
+    bytes_out = sum(len(service.api.get(url).content) for url in product["output_image_urls"] if url)
+    assert progress == {
+        "total_images": 3,
+        "processed": 2,
+        "failed": 1,
+        "bytes_in": bytes_in,
+        "bytes_out": bytes_out,
+        "bytes_saved": bytes_in - bytes_out,
+        "saved_percent": round(100 * (bytes_in - bytes_out) / bytes_in, 1),
+    }
+    assert {name: progress[name] for name in BYTE_COUNTS} == {
+        name: service.status(request_id)["progress"][name] for name in BYTE_COUNTS
+    }
 
 
 def test_receiver_that_hangs_past_the_timeout_is_retried(start: Start, receiver: Receiver, csv_text: str) -> None:
