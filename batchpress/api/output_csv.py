@@ -1,4 +1,5 @@
-"""The output CSV the original brief asked for: the input's columns plus the compressed images' URLs.
+"""The output CSV the original brief asked for: the input's columns plus the compressed images' URLs, then each
+image's size before and after, lined up with the URLs (after the brief's four columns, which stay as they were).
 
 Spreadsheets run a cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return as a formula, and
 product names come from strangers; such cells are prefixed with an apostrophe, which spreadsheets show as text.
@@ -20,11 +21,11 @@ from batchpress.api.deps import Ctx
 from batchpress.api.errors import ApiError
 from batchpress.api.schemas import error_responses
 from batchpress.db.engine import Database
-from batchpress.models import Image, Product, RequestStatus
+from batchpress.models import Image, ImageState, Product, RequestStatus
 from batchpress.storage import ImageStorage, output_url
 
 router = APIRouter()
-HEADER = ["S. No.", "Product Name", "Input Image Urls", "Output Image Urls"]
+HEADER = ["S. No.", "Product Name", "Input Image Urls", "Output Image Urls", "Input Image Bytes", "Output Image Bytes"]
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 ROWS_PER_QUERY = 2000
 
@@ -45,12 +46,15 @@ def csv_line(cells: list[str]) -> str:
     response_class=StreamingResponse,
     responses={
         200: {
-            "description": "S. No.,Product Name,Input Image Urls,Output Image Urls",
+            "description": "S. No.,Product Name,Input Image Urls,Output Image Urls,Input Image Bytes,Output Image "
+            "Bytes: one row per product; each list column is comma-separated in the order of its input URLs, with an "
+            "empty item where an image failed",
             "content": {
                 "text/csv": {
-                    "example": "S. No.,Product Name,Input Image Urls,Output Image Urls\r\n"
+                    "example": "S. No.,Product Name,Input Image Urls,Output Image Urls,Input Image Bytes,"
+                    "Output Image Bytes\r\n"
                     '1,SKU1,"https://cdn.example.com/a.jpg,https://cdn.example.com/b.png",'
-                    '"http://127.0.0.1:8000/images/6f1c.../1-1.jpg,"\r\n'
+                    '"http://127.0.0.1:8000/images/6f1c.../1-1.jpg,","1482113,","320544,"\r\n'
                 }
             },
         },
@@ -89,7 +93,15 @@ def _rows(db: Database, storage: ImageStorage, request_id: object) -> Iterator[s
             if not products:
                 return
             images = session.execute(
-                select(Image.product_id, Image.input_url, Image.output_url, Image.output_key)
+                select(
+                    Image.product_id,
+                    Image.input_url,
+                    Image.output_url,
+                    Image.output_key,
+                    Image.state,
+                    Image.input_bytes,
+                    Image.output_bytes,
+                )
                 .where(Image.product_id.in_([p.id for p in products]))
                 .order_by(Image.product_id, Image.position)
             ).all()
@@ -102,6 +114,13 @@ def _rows(db: Database, storage: ImageStorage, request_id: object) -> Iterator[s
                     product.product_name,
                     ",".join(r.input_url for r in rows),
                     ",".join(output_url(storage, r.output_key, r.output_url) or "" for r in rows),
+                    ",".join(_size(r.state, r.input_bytes) for r in rows),
+                    ",".join(_size(r.state, r.output_bytes) for r in rows),
                 ]
             )
         after = products[-1].id
+
+
+def _size(state: str, size: int | None) -> str:
+    """A compressed image's size; empty for a failed one, as its output URL is."""
+    return str(size) if state == ImageState.DONE.value and size is not None else ""

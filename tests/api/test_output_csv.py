@@ -1,4 +1,5 @@
-"""The output CSV: the input's rows in order, output URLs lined up with inputs, and no formula gets through."""
+"""The output CSV: the input's rows in order, output URLs and sizes lined up with inputs, and no formula gets
+through."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from tests.support.servers import ImageServer
 def test_output_csv_lines_up_with_the_input_and_neutralises_formulas(
     context: Context, api: TestClient, image_server: ImageServer
 ) -> None:
-    good = [image_server.add(f"/outcsv/{i}.jpg", make_image("jpeg", i, (320, 240))) for i in range(3)]
+    sources = [make_image("jpeg", i, (320, 240)) for i in range(3)]
+    good = [image_server.add(f"/outcsv/{i}.jpg", data) for i, data in enumerate(sources)]
     missing = image_server.url("/outcsv/missing.jpg")
     names = ['=HYPERLINK("http://evil","click")', "+cmd", "-2+3", "@SUM(A1)", "=cmd|' /C calc'!A0", "Plain, with comma"]
     rows = [
@@ -47,7 +49,15 @@ def test_output_csv_lines_up_with_the_input_and_neutralises_formulas(
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
     table = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
-    assert table[0] == ["S. No.", "Product Name", "Input Image Urls", "Output Image Urls"]
+    # The original brief's four columns first, as they were; the sizes after them.
+    assert table[0] == [
+        "S. No.",
+        "Product Name",
+        "Input Image Urls",
+        "Output Image Urls",
+        "Input Image Bytes",
+        "Output Image Bytes",
+    ]
     assert [r[0] for r in table[1:]] == ["1", "2", "3", "4", "5", "6"]
     assert [r[1] for r in table[1:]] == ["'" + n for n in names[:5]] + [names[5]]
     first_inputs, first_outputs = table[1][2].split(","), table[1][3].split(",")
@@ -56,6 +66,15 @@ def test_output_csv_lines_up_with_the_input_and_neutralises_formulas(
     assert first_outputs[1] == ""
     for row, product in zip(table[1:], status["products"], strict=True):
         assert row[3].split(",") == [u or "" for u in product["output_image_urls"]]
+        assert row[4].split(",") == ["" if n is None else str(n) for n in product["input_image_bytes"]]
+        assert row[5].split(",") == ["" if n is None else str(n) for n in product["output_image_bytes"]]
+    assert table[1][4].split(",") == [str(len(sources[0])), ""]
+    # Each listed size is the size of what its URL serves, and of what was downloaded.
+    for row in table[1:]:
+        for url, output, size_in, size_out in zip(*(row[k].split(",") for k in range(2, 6)), strict=True):
+            if output:
+                assert int(size_in) == len(sources[good.index(url)])
+                assert int(size_out) == len(api.get(output).content)
     # Every listed output is really there, a JPEG served by the app.
     for url in {url for row in table[1:] for url in row[3].split(",") if url}:
         served = api.get(url)

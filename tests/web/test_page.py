@@ -152,7 +152,9 @@ def test_upload_progress_thumbnails_csv_and_recent(
     with page.expect_download() as download:
         link.click()
     text = Path(download.value.path()).read_bytes().decode("utf-8-sig")
-    assert text.startswith("S. No.,Product Name,Input Image Urls,Output Image Urls\r\n")
+    assert text.startswith(
+        "S. No.,Product Name,Input Image Urls,Output Image Urls,Input Image Bytes,Output Image Bytes\r\n"
+    )
     assert out_src in text
     assert httpx.get(href, timeout=10).status_code == 200
     page.screenshot(path=str(tmp_path / "completed.png"), full_page=True)
