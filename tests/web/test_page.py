@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -115,6 +116,49 @@ def assert_loaded(page: Any, images: Any) -> None:
         page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
 
 
+SIZES = r"([\d.]+) (bytes|kB|MB) → ([\d.]+) (bytes|kB|MB)"
+# An image's sizes and its change in size, as "1.5 MB → 320.5 kB (-78 %)" with U+2212 for the minus sign.
+IMAGE_SIZES = re.compile(rf"^{SIZES} \(([\u2212+±])(\d+) %\)$")
+SCALES = {"bytes": 1, "kB": 1e3, "MB": 1e6}
+
+
+def near(amount: str, unit: str, size: int) -> bool:
+    """Whether a size shown rounded to a tenth of its unit is ``size``."""
+    return abs(float(amount) * SCALES[unit] - size) <= 0.05 * SCALES[unit] + 1
+
+
+def percent_of(shown: str, part: int, whole: int) -> bool:
+    """Whether a whole percentage shown is ``part`` of ``whole``, rounded either way at a half."""
+    return abs(int(shown) - 100 * part / whole) <= 0.5 + 1e-9
+
+
+def assert_sizes_shown(page: Any, status: dict[str, Any]) -> None:
+    """Every compressed image shows its size before and after, as the status has them: rounded in the text,
+    exact on hover; the request's sizes and saving are in the counts."""
+    for product in status["products"]:
+        sizes = page.locator(f"#product-rows tr[data-serial='{product['serial_number']}'] .pair .sizes")
+        both = zip(product["input_image_bytes"], product["output_image_bytes"], strict=True)
+        pairs = [(size_in, size_out) for size_in, size_out in both if size_out is not None]
+        expect(sizes).to_have_count(len(pairs))
+        for k, (size_in, size_out) in enumerate(pairs):
+            assert sizes.nth(k).get_attribute("title") == f"{size_in:,} bytes → {size_out:,} bytes"
+            shown = IMAGE_SIZES.match(sizes.nth(k).inner_text())
+            assert shown, sizes.nth(k).inner_text()
+            assert near(shown[1], shown[2], size_in)
+            assert near(shown[3], shown[4], size_out)
+            sign = "±" if shown[6] == "0" else "\u2212" if size_out < size_in else "+"
+            assert shown[5] == sign
+            assert percent_of(shown[6], abs(size_out - size_in), size_in)
+    progress = status["progress"]
+    request_sizes = re.fullmatch(SIZES, page.locator("#count-sizes").inner_text())
+    assert request_sizes, page.locator("#count-sizes").inner_text()
+    assert near(request_sizes[1], request_sizes[2], progress["bytes_in"])
+    assert near(request_sizes[3], request_sizes[4], progress["bytes_out"])
+    saved = re.fullmatch(r"[\d.]+ (?:bytes|kB|MB) \((\d+) %\)", page.locator("#count-saved").inner_text())
+    assert saved, page.locator("#count-saved").inner_text()
+    assert percent_of(saved[1], progress["bytes_saved"], progress["bytes_in"])
+
+
 def test_upload_progress_thumbnails_csv_and_recent(
     service: Service, image_server: ImageServer, tab: Tab, tmp_path: Path
 ) -> None:
@@ -145,6 +189,7 @@ def test_upload_progress_thumbnails_csv_and_recent(
     expect(page.locator("img[alt$='compressed']")).to_have_count(4)
     out_src = page.locator("img[alt='Shoe, image 1, compressed']").get_attribute("src")
     assert out_src.startswith(f"{service.base_url}/images/{first_id}/")
+    assert_sizes_shown(page, httpx.get(f"{service.base_url}/api/status/{first_id}/", timeout=10).json())
 
     link = page.get_by_role("link", name="Download the output CSV")
     href = link.get_attribute("href")
@@ -171,6 +216,8 @@ def test_upload_progress_thumbnails_csv_and_recent(
     expect(row).to_have_count(1)
     expect(row.locator(".errors li")).to_contain_text(f"image 2 ({broken})")
     expect(row.locator(".slot.failed")).to_have_count(1)
+    # Only the compressed image has sizes to show.
+    expect(row.locator(".sizes")).to_have_count(1)
     page.screenshot(path=str(tmp_path / "with_errors.png"), full_page=True)
 
     page.reload()

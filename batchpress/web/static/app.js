@@ -2,7 +2,7 @@
 // request ids, an API key) in localStorage.
 
 import { $, ApiFailure, STORE, TERMINAL, api, clearError, el, formatTime, safeUrl, showError, statusLabel, storage } from "./api.js";
-import { PAGE_SIZE, clearProducts, renderProducts, savedText } from "./products.js";
+import { PAGE_SIZE, clearProducts, renderProducts, savedText, sizesText } from "./products.js";
 
 const POLL_MS = 1000;
 const RETRY_MS = 3000;
@@ -170,6 +170,7 @@ function renderStatus(data) {
   $("count-failed").textContent = failed;
   $("count-pending").textContent = pending;
   $("count-total").textContent = total;
+  $("count-sizes").textContent = sizesText(data.progress.bytes_in, data.progress.bytes_out) || "–";
   $("count-saved").textContent = savedText(data.progress.bytes_in, data.progress.bytes_out);
 
   const csvUrl = data.output_csv_url && safeUrl(data.output_csv_url);

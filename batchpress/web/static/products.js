@@ -32,19 +32,54 @@ function thumbnail(url, alt) {
   return el("a", { href: src, target: "_blank", rel: "noopener noreferrer" }, img);
 }
 
-/** "1.2 MB (68 %)": what compression saved, from the status API's byte totals. */
+/** "1.2 MB": decimal units, as browsers and file managers show sizes. */
+export function sizeText(bytes) {
+  const units = [["GB", 1e9], ["MB", 1e6], ["kB", 1e3]];
+  const [unit, size] = units.find(([, s]) => bytes >= s) || ["bytes", 1];
+  return unit === "bytes" ? `${bytes} bytes` : `${(bytes / size).toFixed(1)} ${unit}`;
+}
+
+/** "1.2 MB (68 %)": what compression saved; a minus sign where outputs grew (a conversion or resize asked for). */
 export function savedText(bytesIn, bytesOut) {
   if (!bytesIn) return "–";
-  const saved = Math.max(bytesIn - bytesOut, 0);
-  const units = [["GB", 1e9], ["MB", 1e6], ["kB", 1e3]];
-  const [unit, size] = units.find(([, s]) => saved >= s) || ["bytes", 1];
-  const amount = unit === "bytes" ? String(saved) : (saved / size).toFixed(1);
-  return `${amount} ${unit} (${Math.round((100 * saved) / bytesIn)} %)`;
+  const saved = bytesIn - bytesOut;
+  const sign = saved < 0 ? "−" : "";
+  return `${sign}${sizeText(Math.abs(saved))} (${sign}${Math.round((100 * Math.abs(saved)) / bytesIn)} %)`;
+}
+
+/** "1.5 MB → 321.0 kB": sizes before and after; "" until there is an output to compare. */
+export function sizesText(bytesIn, bytesOut) {
+  if (!bytesIn || bytesOut === null || bytesOut === undefined) return "";
+  return `${sizeText(bytesIn)} → ${sizeText(bytesOut)}`;
+}
+
+/** "saved 1.2 MB (68 %)", or "250 bytes larger (25 %)" where the outputs grew. */
+function savingText(bytesIn, bytesOut) {
+  const saved = bytesIn - bytesOut;
+  const percent = Math.round((100 * Math.abs(saved)) / bytesIn);
+  return saved >= 0 ? `saved ${sizeText(saved)} (${percent} %)` : `${sizeText(-saved)} larger (${percent} %)`;
+}
+
+/** "−78 %": one image's change in size, the way a reader compares before and after. */
+function changeText(bytesIn, bytesOut) {
+  const change = Math.round((100 * (bytesOut - bytesIn)) / bytesIn);
+  return change > 0 ? `+${change} %` : change < 0 ? `−${-change} %` : "±0 %";
+}
+
+function imageSizes(bytesIn, bytesOut) {
+  const sizes = sizesText(bytesIn, bytesOut);
+  if (!sizes) return null;
+  // Exact figures on hover: the text rounds them.
+  const exact = `${bytesIn.toLocaleString("en-US")} bytes → ${bytesOut.toLocaleString("en-US")} bytes`;
+  return el("span", { class: "sizes", title: exact }, `${sizes} (${changeText(bytesIn, bytesOut)})`);
 }
 
 function productRow(product, finished) {
   const failed = failedPositions(product.errors);
   const name = product.product_name;
+  // Servers from before per-image sizes send no lists: their products show thumbnails only.
+  const sizesIn = product.input_image_bytes || [];
+  const sizesOut = product.output_image_bytes || [];
   const pairs = product.input_image_urls.map((input, i) => {
     const output = product.output_image_urls[i];
     let after;
@@ -57,6 +92,7 @@ function productRow(product, finished) {
       thumbnail(input, `${name}, image ${i + 1}, original`),
       el("span", { class: "arrow", "aria-hidden": "true" }, "→"),
       after,
+      imageSizes(sizesIn[i], sizesOut[i]),
     );
   });
   const errors = product.errors.length
@@ -71,7 +107,13 @@ function productRow(product, finished) {
       "td",
       {},
       el("ul", { class: "pairs" }, ...pairs),
-      product.bytes_in ? el("p", { class: "hint saved" }, `saved ${savedText(product.bytes_in, product.bytes_out)}`) : null,
+      product.bytes_in
+        ? el(
+            "p",
+            { class: "hint saved" },
+            `${sizesText(product.bytes_in, product.bytes_out)}, ${savingText(product.bytes_in, product.bytes_out)}`,
+          )
+        : null,
     ),
     el("td", {}, errors),
   );
