@@ -66,6 +66,26 @@ def webhook_line(webhook: Mapping[str, Any]) -> str:
     return f"{state}: {url}" + ("" if webhook.get("event_id") else " (sent when the request finishes)")
 
 
+def size_text(size: int) -> str:
+    """Decimal units, as the web page and file managers show sizes."""
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if abs(size) >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"
+
+
+def bytes_line(progress: Mapping[str, Any]) -> str | None:
+    """What the compressed images came to, e.g. ``12.4 MB → 3.1 MB, saved 9.3 MB (75 %)``; None before any is
+    compressed, or from a server that does not report sizes."""
+    bytes_in, bytes_out = progress.get("bytes_in") or 0, progress.get("bytes_out") or 0
+    if bytes_in <= 0:
+        return None
+    saved = bytes_in - bytes_out
+    percent = round(100 * abs(saved) / bytes_in)
+    change = f"saved {size_text(saved)} ({percent} %)" if saved >= 0 else f"{size_text(-saved)} larger ({percent} %)"
+    return f"{size_text(bytes_in)} → {size_text(bytes_out)}, {change}"
+
+
 def summary_lines(status: Mapping[str, Any]) -> list[str]:
     """A request's state in a few lines: counts, times, webhook, output CSV and the first failed images."""
     p = status["progress"]
@@ -74,6 +94,8 @@ def summary_lines(status: Mapping[str, Any]) -> list[str]:
         f"status    {status['status']}",
         f"images    {p['total_images']} total: {p['processed']} done, {p['failed']} failed, {p['pending']} pending",
     ]
+    if sizes := bytes_line(p):
+        lines.append(f"bytes     {sizes}")
     if options := status.get("options"):
         shown = [f"{name} {value}" for name, value in options.items() if value is not None]
         lines.append(f"options   {', '.join(shown)}")

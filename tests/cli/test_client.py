@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from batchpress.cli.display import size_text
 from tests.conftest import fresh_database
 from tests.support.photos import make_image
 from tests.support.servers import ImageServer, Service, free_port
@@ -92,7 +93,20 @@ def test_submit_wait_then_download_and_status(
 
     shown = batchpress("status", request_id, "--json", **client_env)
     assert shown.returncode == 0
-    assert json.loads(shown.stdout)["request_id"] == request_id
+    status = json.loads(shown.stdout)
+    assert status["request_id"] == request_id
+
+    # The summary's sizes are the status's, which the CSV's size columns add up to.
+    progress = status["progress"]
+    bytes_in, bytes_out = progress["bytes_in"], progress["bytes_out"]
+    assert bytes_in == sum(int(n) for row in rows[1:] for n in row[4].split(","))
+    assert bytes_out == sum(int(n) for row in rows[1:] for n in row[5].split(","))
+    saved = f"saved {size_text(bytes_in - bytes_out)} ({round(100 * (bytes_in - bytes_out) / bytes_in)} %)"
+    line = f"bytes     {size_text(bytes_in)} → {size_text(bytes_out)}, {saved}"
+    assert line in run.stdout.splitlines()
+    summary = batchpress("status", request_id, **client_env)
+    assert summary.returncode == 0
+    assert line in summary.stdout.splitlines()
 
 
 def test_submit_wait_exits_1_when_an_image_is_missing(

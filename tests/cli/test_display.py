@@ -1,0 +1,47 @@
+"""The client's summary of what a request's images came to, from the status answer alone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from batchpress.cli.display import size_text, summary_lines
+
+
+def status(**progress: Any) -> dict[str, Any]:
+    counts = {"total_images": 4, "processed": 3, "failed": 1, "pending": 0}
+    return {
+        "request_id": "6f1c2a3e-4b5d-4c7e-9f80-1a2b3c4d5e6f",
+        "status": "completed_with_errors",
+        "created_at": "2026-11-23T22:31:45Z",
+        "progress": counts | progress,
+    }
+
+
+def bytes_lines(progress: dict[str, Any]) -> list[str]:
+    return [line for line in summary_lines(status(**progress)) if line.startswith("bytes")]
+
+
+def test_sizes_in_the_units_people_read() -> None:
+    assert [size_text(n) for n in (0, 999, 1000, 412_530, 12_400_000, 3_100_000_000)] == [
+        "0 bytes",
+        "999 bytes",
+        "1.0 kB",
+        "412.5 kB",
+        "12.4 MB",
+        "3.1 GB",
+    ]
+
+
+def test_the_summary_says_what_went_in_what_came_out_and_what_was_saved() -> None:
+    assert bytes_lines({"bytes_in": 12_400_000, "bytes_out": 3_100_000}) == [
+        "bytes     12.4 MB → 3.1 MB, saved 9.3 MB (75 %)"
+    ]
+
+
+def test_outputs_that_grew_are_shown_as_larger_not_as_a_saving() -> None:
+    assert bytes_lines({"bytes_in": 2000, "bytes_out": 2500}) == ["bytes     2.0 kB → 2.5 kB, 500 bytes larger (25 %)"]
+
+
+def test_no_sizes_line_before_an_image_is_compressed_or_from_a_server_without_sizes() -> None:
+    assert bytes_lines({"processed": 0, "bytes_in": 0, "bytes_out": 0}) == []
+    assert bytes_lines({}) == []
