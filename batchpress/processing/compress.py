@@ -26,7 +26,7 @@ from io import BytesIO
 from PIL import Image, ImageCms, UnidentifiedImageError
 
 from batchpress.processing.decode import decode, has_alpha
-from batchpress.processing.encode import encode_avif, encode_jpeg, encode_webp
+from batchpress.processing.encode import EFFORTS, Effort, encode_avif, encode_jpeg, encode_webp
 from batchpress.processing.gif_blocks import gif_problem
 from batchpress.processing.jpeg_fast import recompress_plain_jpeg
 from batchpress.processing.jpeg_markers import jpeg_problem
@@ -101,6 +101,7 @@ def compress_image(
     max_pixels: int = 50_000_000,
     output_format: str = "original",
     max_dimension: int | None = None,
+    effort: Effort = "max",
     stage: Callable[[str], None] | None = None,
 ) -> CompressedImage:
     """Re-encode ``data`` smaller at ``quality``, or return it unchanged when that is not smaller.
@@ -128,6 +129,8 @@ def compress_image(
     """
     if not 1 <= quality <= 100:
         raise ValueError(f"quality must be 1-100, got {quality}")
+    if effort not in EFFORTS:
+        raise ValueError(f"effort must be one of {', '.join(EFFORTS)}, got {effort!r}")
     kind = sniff(data)
     if kind is None:
         what = describe(data)
@@ -149,7 +152,7 @@ def compress_image(
             with Image.open(BytesIO(data), formats=[kind]) as opened:
                 _check_pixels(opened.size, max_pixels)
                 plain = kind == "JPEG" and output_format in ("original", "jpeg") and max_dimension is None
-                if plain and (encoded := recompress_plain_jpeg(opened, data, quality)) is not None:
+                if plain and (encoded := recompress_plain_jpeg(opened, data, quality, effort)) is not None:
                     width, height = opened.size
                     if output_format == "original" and len(encoded) >= len(data):
                         return CompressedImage(data, kind, "jpg", width, height, kept_original=True)
@@ -183,13 +186,13 @@ def compress_image(
             f"{limit / 1e6:.0f} MP: ask for {way_out}"
         )
     if out_format == "PNG":
-        encoded = encode_png(im, icc)
+        encoded = encode_png(im, icc, effort)
     elif out_format == "WEBP":
-        encoded = encode_webp(im, icc, quality)
+        encoded = encode_webp(im, icc, quality, effort)
     elif out_format == "AVIF":
         encoded = encode_avif(im, quality)
     else:
-        encoded = encode_jpeg(im, icc, quality)
+        encoded = encode_jpeg(im, icc, quality, effort)
 
     if requested is None and max_dimension is None and len(encoded) >= len(data):
         return CompressedImage(data, kind, _EXTENSIONS[kind], width, height, kept_original=True)

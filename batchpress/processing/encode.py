@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from io import BytesIO
-from typing import Any
+from typing import Any, Literal
 
 from PIL import Image
 
 from batchpress.processing.decode import has_alpha, icc_space
+from batchpress.processing.jpeg_small import small_jpeg
+
+# "max": the smallest files at the asked quality; "fast": the older encoders, several times faster, larger files.
+Effort = Literal["max", "fast"]
+EFFORTS: tuple[Effort, ...] = ("max", "fast")
+# libwebp's slowest method: past this many pixels one image's CPU budget would not cover it. With alpha it took
+# ~25x method 4's time for the alpha plane, so images with alpha keep method 4 (docs/performance.md).
+WEBP_SLOWEST_MAX_PIXELS = 8_000_000
 
 # Rows flattened at a time: small conversions even for the widest image, few enough bands to cost no time.
 FLATTEN_BAND_ROWS = 256
@@ -30,23 +38,24 @@ def save(im: Image.Image, format: str, **params: Any) -> bytes:
     return out.getvalue()
 
 
-def encode_jpeg(im: Image.Image, icc: bytes | None, quality: int) -> bytes:
+def encode_jpeg(im: Image.Image, icc: bytes | None, quality: int, effort: Effort = "max") -> bytes:
     if has_alpha(im):
         im = _flatten(im)
     elif im.mode in ("1", "P"):
         im = im.convert("L" if im.mode == "1" else "RGB")
-    return save(
-        im,
-        "JPEG",
-        quality=quality,
-        subsampling="4:2:0",
-        icc_profile=icc_for(im.mode, icc),
-    )
+    profile = icc_for(im.mode, icc)
+    if effort == "max":
+        rgb = im.tobytes() if im.mode == "RGB" else None
+        return small_jpeg(
+            rgb, im.size, quality, profile, lambda: save(im, "JPEG", quality=quality, subsampling="4:2:0")
+        )
+    return save(im, "JPEG", quality=quality, subsampling="4:2:0", icc_profile=profile)
 
 
-def encode_webp(im: Image.Image, icc: bytes | None, quality: int) -> bytes:
+def encode_webp(im: Image.Image, icc: bytes | None, quality: int, effort: Effort = "max") -> bytes:
     im = as_mode(im, "RGBA" if has_alpha(im) else "RGB")
-    return save(im, "WEBP", quality=quality, method=4, icc_profile=icc_for(im.mode, icc))
+    slow = effort == "max" and im.mode == "RGB" and im.width * im.height <= WEBP_SLOWEST_MAX_PIXELS
+    return save(im, "WEBP", quality=quality, method=6 if slow else 4, icc_profile=icc_for(im.mode, icc))
 
 
 def encode_avif(im: Image.Image, quality: int) -> bytes:

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import struct
-
 import simplejpeg
 from PIL import Image
 
-from batchpress.processing.encode import icc_for
+from batchpress.processing.encode import Effort, icc_for
+from batchpress.processing.jpeg_icc import with_icc
+from batchpress.processing.jpeg_small import small_jpeg
 
 _ORIENTATION = 0x0112  # the EXIF tag
-_ICC_MARKER = b"ICC_PROFILE\x00"
-_ICC_CHUNK = 65_519  # an APP2 segment's 65,535 bytes less its length field, marker name and chunk numbers
 
 
-def recompress_plain_jpeg(opened: Image.Image, data: bytes, quality: int) -> bytes | None:
+def recompress_plain_jpeg(opened: Image.Image, data: bytes, quality: int, effort: Effort = "max") -> bytes | None:
     """Decode and encode an upright RGB or grey JPEG with simplejpeg, or None to leave it to Pillow.
 
     Same libjpeg-turbo, same standard tables and 4:2:0, but it decodes straight into a packed array where Pillow
@@ -35,25 +33,16 @@ def recompress_plain_jpeg(opened: Image.Image, data: bytes, quality: int) -> byt
     except ValueError:
         return None
     subsampling = "Gray" if colorspace == "GRAY" else "420"
-    encoded = simplejpeg.encode_jpeg(
-        pixels, quality=quality, colorspace=colorspace, colorsubsampling=subsampling, fastdct=False
-    )
     icc = opened.info.get("icc_profile")
-    return _with_icc(bytes(encoded), icc_for(opened.mode, icc if isinstance(icc, bytes) else None))
+    profile = icc_for(opened.mode, icc if isinstance(icc, bytes) else None)
 
+    def plain() -> bytes:
+        return bytes(
+            simplejpeg.encode_jpeg(
+                pixels, quality=quality, colorspace=colorspace, colorsubsampling=subsampling, fastdct=False
+            )
+        )
 
-def _with_icc(jpeg: bytes, icc: bytes | None) -> bytes:
-    """Insert ``icc`` as APP2 ICC_PROFILE segments after the SOI and JFIF markers, as Pillow writes it."""
-    if not icc:
-        return jpeg
-    chunks = [icc[i : i + _ICC_CHUNK] for i in range(0, len(icc), _ICC_CHUNK)]
-    segments = b"".join(
-        b"\xff\xe2"
-        + struct.pack(">H", 2 + len(_ICC_MARKER) + 2 + len(chunk))
-        + _ICC_MARKER
-        + bytes((number, len(chunks)))
-        + chunk
-        for number, chunk in enumerate(chunks, start=1)
-    )
-    at = 2 + (2 + int.from_bytes(jpeg[4:6], "big") if jpeg[2:4] == b"\xff\xe0" else 0)
-    return jpeg[:at] + segments + jpeg[at:]
+    if effort == "max":
+        return small_jpeg(pixels if colorspace == "RGB" else None, opened.size, quality, profile, plain)
+    return with_icc(plain(), profile)

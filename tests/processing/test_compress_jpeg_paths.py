@@ -1,7 +1,8 @@
 """JPEG takes two routes through compress_image: simplejpeg for upright RGB and grey files, Pillow for the rest.
 
-A user must not be able to tell which one ran: same tables, same subsampling, same kept profile, and files that
-libjpeg decodes only with a warning are still compressed rather than refused.
+A user must not be able to tell which one ran: at ``effort="fast"`` the same tables, subsampling and kept profile
+(``effort="max"`` is in test_effort.py), and files that libjpeg decodes only with a warning are still compressed
+rather than refused.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import simplejpeg
 from PIL import Image
 
 from batchpress.processing.compress import compress_image
+from batchpress.processing.encode import EFFORTS
 from tests.support.photos import jpeg_quality, make_image, photo, psnr, srgb_icc
 
 SIZE = (640, 480)
@@ -36,7 +38,7 @@ def test_plain_jpeg_matches_what_pillow_writes(mode: str) -> None:
     data = encode(source, quality=95)
     pillow = encode(decode(data), quality=50, subsampling="4:2:0")
 
-    result = compress_image(data)
+    result = compress_image(data, effort="fast")
     out = decode(result.data)
 
     assert (result.format, out.format, out.mode, out.size) == ("JPEG", "JPEG", mode, SIZE)
@@ -65,16 +67,17 @@ def test_jpeg_libjpeg_decodes_only_with_a_warning_is_still_compressed() -> None:
     with pytest.raises(ValueError, match="extraneous bytes"):
         simplejpeg.decode_jpeg(data)
 
-    result = compress_image(data)
+    for effort in EFFORTS:
+        result = compress_image(data, effort=effort)
 
-    assert (result.format, result.kept_original) == ("JPEG", False)
-    assert jpeg_quality(result.data) == 50
-    assert psnr(decode(result.data), photo(2, SIZE)) > 29
+        assert (result.format, result.kept_original) == ("JPEG", False)
+        assert psnr(decode(result.data), photo(2, SIZE)) > 29
+    assert jpeg_quality(compress_image(data, effort="fast").data) == 50
 
 
 def test_kept_original_and_requested_jpeg_on_the_fast_route() -> None:
     small = encode(photo(0, SIZE), quality=20)
 
     assert compress_image(small).kept_original
-    forced = compress_image(small, output_format="jpeg")
+    forced = compress_image(small, output_format="jpeg", effort="fast")
     assert (forced.kept_original, forced.format, jpeg_quality(forced.data)) == (False, "JPEG", 50)
