@@ -6,9 +6,11 @@ groups plus the whole mixed set, and times every candidate of a group over all i
 libvips and oxipng held to one thread, so the figures are per core: they are CPU seconds of the process, which other
 work on a shared machine disturbs far less than the clock (the JSON keeps both). Candidates run interleaved, in a
 rotated order each repeat, so the noise left hits them all alike; each figure is the median of ``--repeats`` runs.
-Size is the output's bytes over the input's; quality is PSNR (and, for PNG, mean SSIM of the luma) against the
-decoded input, composited over white where there is alpha, since that is what a product page shows. It prints one
-table and writes ``bench-results/codecs.json`` with every run.
+Size is the output's bytes over the input's, and each candidate's total bytes over the group's reference (Pillow
+quality 50 for JPEG and WebP, today's octree palette for PNG); quality is SSIMULACRA2 (``benchmarks.ssimulacra2``:
+median, 10th percentile, and the worst per-image difference from the reference's score) against the decoded input,
+composited over white where there is alpha, since that is what a product page shows. It prints one table and writes
+``bench-results/codecs.json`` with every run.
 """
 
 from __future__ import annotations
@@ -29,14 +31,17 @@ import imagequant
 import mozjpeg_lossless_optimization
 import numpy as np
 import oxipng
+import pyjpegli
 import pyvips
 import simplejpeg
 from PIL import Image, ImageOps
-from skimage.metrics import structural_similarity
 
 from batchpress.processing.compress import compress_image
+from batchpress.processing.encode import Effort
+from batchpress.processing.jpeg_small import jpegli_quality
 from benchmarks.corpus import Photo, build
 from benchmarks.report import machine
+from benchmarks.ssimulacra2 import score
 
 Encode = Callable[[bytes], bytes | None]  # None: the candidate only decodes
 
@@ -56,8 +61,9 @@ class Result:
     runs: list[float]  # CPU seconds of this process for the whole group, one per repeat
     wall_runs: list[float]  # the same runs by the clock, which other work on the machine stretches
     size_ratio: float | None = None  # output bytes / input bytes, summed over the group
-    psnr: float | None = None  # dB, from the squared error pooled over every pixel of the group
-    ssim: float | None = None  # mean over images, luma, PNG groups only
+    bytes_ratio: float | None = None  # output bytes / the group's reference candidate's, summed over the group
+    scores: list[float] = field(default_factory=list)  # SSIMULACRA2 per image, in the group's order
+    worst_delta: float | None = None  # the lowest per-image score minus the reference's for that image
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -89,8 +95,8 @@ def _vips(data: bytes) -> pyvips.Image:
     return pyvips.Image.new_from_buffer(data, "", access="sequential")
 
 
-def _service(data: bytes) -> bytes:
-    return compress_image(data, quality=50).data
+def _service(effort: Effort) -> Encode:
+    return lambda data: compress_image(data, quality=50, effort=effort).data
 
 
 def _pil_decode(data: bytes) -> None:
@@ -109,11 +115,38 @@ def _naive(data: bytes) -> bytes:
 
 
 def _pil_jpeg(**params: object) -> Encode:
-    return lambda data: _save(_open(data), "JPEG", quality=50, **params)
+    return lambda data: _save(_upright_rgb(data), "JPEG", quality=50, **params)
 
 
 def _pil_jpeg_mozjpeg_lossless(data: bytes) -> bytes:
-    return bytes(mozjpeg_lossless_optimization.optimize(_save(_open(data), "JPEG", quality=50)))
+    return bytes(mozjpeg_lossless_optimization.optimize(_save(_upright_rgb(data), "JPEG", quality=50)))
+
+
+def _upright_rgb(data: bytes) -> Image.Image:
+    im = ImageOps.exif_transpose(_open(data))
+    return im if im.mode in ("RGB", "L") else im.convert("RGB")
+
+
+def _jpegli(quality: int, lossless: bool) -> Encode:
+    """pyjpegli writes RGB only: grey is spread to three channels here, which the service does not do."""
+
+    def run(data: bytes) -> bytes:
+        im = _upright_rgb(data).convert("RGB")
+        out = pyjpegli.encode(im.tobytes(), im.width, im.height, quality)
+        return bytes(mozjpeg_lossless_optimization.optimize(out)) if lossless else out
+
+    return run
+
+
+def _vips_mozjpeg(quality: int) -> Encode:
+    """mozjpeg's own encoder (libvips' build): trellis quantisation, its default tables, progressive."""
+    return lambda data: bytes(
+        _vips(data)
+        .autorot()
+        .jpegsave_buffer(
+            Q=quality, optimize_coding=True, trellis_quant=True, overshoot_deringing=True, quant_table=3, keep="icc"
+        )
+    )
 
 
 def _simplejpeg_decode(data: bytes) -> None:
@@ -155,10 +188,14 @@ def _imagequant(quality: int, dither: float) -> Encode:
     return run
 
 
-def _vips_png(quality: int, effort: int, dither: float) -> Encode:
-    return lambda data: bytes(
-        _vips(data).pngsave_buffer(palette=True, Q=quality, effort=effort, dither=dither, compression=6, keep="icc")
-    )
+def _vips_png(quality: int, effort: int, dither: float, oxipng_level: int = 0) -> Encode:
+    def run(data: bytes) -> bytes:
+        out = bytes(
+            _vips(data).pngsave_buffer(palette=True, Q=quality, effort=effort, dither=dither, compression=6, keep="icc")
+        )
+        return bytes(oxipng.optimize_from_memory(out, level=oxipng_level)) if oxipng_level else out
+
+    return run
 
 
 def _pil_webp(method: int) -> Encode:
@@ -169,49 +206,57 @@ def _vips_webp(effort: int) -> Encode:
     return lambda data: bytes(_vips(data).webpsave_buffer(Q=50, effort=effort, keep="icc"))
 
 
-SERVICE = Candidate("service compress_image", _service)
+SERVICE = Candidate("service compress_image", _service("max"))
+SERVICE_FAST = Candidate("service effort=fast", _service("fast"))
 PIL_DECODE = Candidate("Pillow decode only", _pil_decode)
 VIPS_DECODE = Candidate("pyvips decode only", _vips_decode)
+OCTREE = "Pillow FASTOCTREE 256"
+PILLOW_Q50 = "Pillow quality=50 = naive"
+SERVICE_JPEGLI = jpegli_quality(50)
 
 CANDIDATES: dict[str, list[Candidate]] = {
     "JPEG": [
+        Candidate(PILLOW_Q50, _pil_jpeg()),
         SERVICE,
+        SERVICE_FAST,
         PIL_DECODE,
-        Candidate("Pillow save(quality=50) = naive", _pil_jpeg()),
         Candidate("Pillow quality=50 optimize", _pil_jpeg(optimize=True)),
+        Candidate("Pillow quality=50 progressive optimize", _pil_jpeg(optimize=True, progressive=True)),
         Candidate("Pillow q50 + mozjpeg lossless (progressive)", _pil_jpeg_mozjpeg_lossless),
+        Candidate("jpegli quality=50", _jpegli(50, lossless=False)),
+        Candidate(f"jpegli quality={SERVICE_JPEGLI}", _jpegli(SERVICE_JPEGLI, lossless=False)),
+        Candidate(f"jpegli quality={SERVICE_JPEGLI} + mozjpeg lossless", _jpegli(SERVICE_JPEGLI, lossless=True)),
+        Candidate("mozjpeg trellis Q=60 (libvips)", _vips_mozjpeg(60)),
         VIPS_DECODE,
-        Candidate("pyvips jpegsave Q=50", _vips_jpeg(optimize=False)),
         Candidate("pyvips jpegsave Q=50 optimize_coding", _vips_jpeg(optimize=True)),
         Candidate("simplejpeg decode only", _simplejpeg_decode),
         Candidate("simplejpeg Q=50 4:2:0", _simplejpeg(fast=False)),
-        Candidate("simplejpeg Q=50 fastdct fastupsample", _simplejpeg(fast=True)),
     ],
     "PNG": [
+        Candidate(OCTREE, _octree(then_oxipng=False)),
         SERVICE,
+        SERVICE_FAST,
         PIL_DECODE,
         Candidate("Pillow lossless optimize=True = naive", _naive),
-        Candidate("Pillow FASTOCTREE 256", _octree(then_oxipng=False)),
         Candidate("Pillow FASTOCTREE 256 + oxipng -o2", _octree(then_oxipng=True)),
-        Candidate("imagequant q100 no dither", _imagequant(100, 0.0)),
-        Candidate("imagequant q60 no dither", _imagequant(60, 0.0)),
-        Candidate("imagequant q60 dither", _imagequant(60, 1.0)),
-        VIPS_DECODE,
-        Candidate("pyvips palette Q=100 effort=1 no dither", _vips_png(100, 1, 0.0)),
-        Candidate("pyvips palette Q=60 effort=1 no dither", _vips_png(60, 1, 0.0)),
-        Candidate("pyvips palette Q=60 effort=4 no dither", _vips_png(60, 4, 0.0)),
-        Candidate("pyvips palette Q=60 effort=7 dither (default)", _vips_png(60, 7, 1.0)),
+        Candidate("imagequant 2.15 (GPL) q100 no dither", _imagequant(100, 0.0)),
+        Candidate("imagequant 2.15 (GPL) q60 dither", _imagequant(60, 1.0)),
+        Candidate("libvips palette (liq 2.4) Q=65 effort=1", _vips_png(65, 1, 0.0)),
+        Candidate("libvips palette Q=65 effort=1 + oxipng -o1", _vips_png(65, 1, 0.0, oxipng_level=1)),
+        Candidate("libvips palette Q=50 effort=1 + oxipng -o2", _vips_png(50, 1, 0.0, oxipng_level=2)),
+        Candidate("libvips palette Q=65 dither=1 + oxipng -o1", _vips_png(65, 1, 1.0, oxipng_level=1)),
     ],
     "WEBP": [
-        SERVICE,
-        PIL_DECODE,
         Candidate("Pillow quality=50 method=4 = naive", _pil_webp(4)),
+        SERVICE,
+        SERVICE_FAST,
+        PIL_DECODE,
         Candidate("Pillow quality=50 method=2", _pil_webp(2)),
-        VIPS_DECODE,
+        Candidate("Pillow quality=50 method=5", _pil_webp(5)),
+        Candidate("Pillow quality=50 method=6", _pil_webp(6)),
         Candidate("pyvips webpsave Q=50 effort=4", _vips_webp(4)),
-        Candidate("pyvips webpsave Q=50 effort=2", _vips_webp(2)),
     ],
-    "mixed": [SERVICE, Candidate("naive baseline's codec work", _naive)],
+    "mixed": [SERVICE, SERVICE_FAST, Candidate("naive baseline's codec work", _naive)],
 }
 CANDIDATES["PNG alpha"] = CANDIDATES["PNG"]
 
@@ -265,8 +310,9 @@ def time_group(name: str, photos: list[Photo], candidates: list[Candidate], repe
         result = Result(name, candidate.name, len(files), megapixels, runs[candidate.name], wall_runs[candidate.name])
         produced = outputs[candidate.name]
         if all(out is not None for out in produced):
-            judge(result, files, [out for out in produced if out is not None], with_ssim=name.startswith("PNG"))
+            judge(result, files, [out for out in produced if out is not None])
         results.append(result)
+    relate(results[0], results)
     return results
 
 
@@ -279,26 +325,23 @@ def _shown(data: bytes) -> Image.Image:
     return im.convert("RGB")
 
 
-def judge(result: Result, inputs: list[bytes], outputs: list[bytes], *, with_ssim: bool) -> None:
+def judge(result: Result, inputs: list[bytes], outputs: list[bytes]) -> None:
     result.size_ratio = sum(map(len, outputs)) / sum(map(len, inputs))
-    squared_error = 0.0
-    pixels = 0
-    ssims = []
-    for data, out in zip(inputs, outputs, strict=True):
-        reference, candidate = _shown(data), _shown(out)
-        a = np.asarray(reference, dtype=np.int32)
-        b = np.asarray(candidate, dtype=np.int32)
-        squared_error += float(((a - b) ** 2).sum())
-        pixels += a.size
-        if with_ssim:
-            ssims.append(
-                structural_similarity(
-                    np.asarray(reference.convert("L")), np.asarray(candidate.convert("L")), data_range=255
-                )
-            )
-    mse = squared_error / pixels
-    result.psnr = float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
-    result.ssim = float(np.mean(ssims)) if ssims else None
+    result.scores = [score(_shown(data), _shown(out)) for data, out in zip(inputs, outputs, strict=True)]
+    result.extra["output_bytes"] = [len(out) for out in outputs]
+
+
+def relate(reference: Result, results: list[Result]) -> None:
+    """Bytes and worst score difference of every candidate against the group's first, its reference."""
+    reference_bytes = reference.extra.get("output_bytes")
+    for result in results:
+        sizes = result.extra.get("output_bytes")
+        if not (sizes and reference_bytes and result.scores):
+            continue
+        result.bytes_ratio = sum(sizes) / sum(reference_bytes)  # type: ignore[arg-type]
+        deltas = [mine - theirs for mine, theirs in zip(result.scores, reference.scores, strict=True)]
+        result.worst_delta = min(deltas)
+        result.extra["below_reference_by_more_than_1"] = sum(d < -1 for d in deltas)
 
 
 def versions() -> dict[str, object]:
@@ -325,17 +368,29 @@ def _fmt(value: float | None, digits: int) -> str:
 
 
 def table(results: list[Result]) -> str:
-    header = ("group", "candidate", "MP/s", "images/s", "ms/image", "size", "PSNR dB", "SSIM", "runs MP/s (min-max)")
+    header = (
+        "group",
+        "candidate",
+        "ms/MP",
+        "MP/s",
+        "size",
+        "bytes vs ref",
+        "SSIMULACRA2 median",
+        "p10",
+        "worst vs ref",
+        "runs MP/s (min-max)",
+    )
     cells = [
         (
             r.group,
             r.candidate,
+            f"{r.seconds / r.megapixels * 1000:.1f}",
             f"{r.megapixels / r.seconds:.1f}",
-            f"{r.images / r.seconds:.1f}",
-            f"{r.seconds / r.images * 1000:.1f}",
             _fmt(r.size_ratio, 3),
-            _fmt(r.psnr, 2),
-            _fmt(r.ssim, 4),
+            _fmt(r.bytes_ratio, 3),
+            _fmt(statistics.median(r.scores) if r.scores else None, 1),
+            _fmt(float(np.percentile(r.scores, 10)) if r.scores else None, 1),
+            "" if r.worst_delta is None else f"{r.worst_delta:+.2f}",
             f"{r.megapixels / max(r.runs):.1f}-{r.megapixels / min(r.runs):.1f}" if len(r.runs) > 1 else "",
         )
         for r in results

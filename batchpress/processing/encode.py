@@ -8,7 +8,7 @@ from typing import Any, Literal
 from PIL import Image
 
 from batchpress.processing.decode import has_alpha, icc_space
-from batchpress.processing.jpeg_small import small_jpeg
+from batchpress.processing.jpeg_small import SMALLEST_MAX_PIXELS, small_jpeg
 
 # "max": the smallest files at the asked quality; "fast": the older encoders, several times faster, larger files.
 Effort = Literal["max", "fast"]
@@ -45,7 +45,7 @@ def encode_jpeg(im: Image.Image, icc: bytes | None, quality: int, effort: Effort
         im = im.convert("L" if im.mode == "1" else "RGB")
     profile = icc_for(im.mode, icc)
     if effort == "max":
-        rgb = im.tobytes() if im.mode == "RGB" else None
+        rgb = im.tobytes() if im.mode == "RGB" and im.width * im.height <= SMALLEST_MAX_PIXELS else None
         return small_jpeg(
             rgb, im.size, quality, profile, lambda: save(im, "JPEG", quality=quality, subsampling="4:2:0")
         )

@@ -22,9 +22,9 @@ from batchpress.processing.jpeg_icc import with_icc
 # (asked quality, jpegli quality) where the worst image's SSIMULACRA2 matched libjpeg's; interpolated between.
 _JPEGLI_QUALITY = ((1, 1), (30, 26), (40, 38), (50, 53), (60, 62), (70, 73), (80, 85), (90, 93))
 JPEGLI_MAX_QUALITY = 90
-# mozjpeg's lossless rewrite holds every DCT coefficient, ~6 bytes a pixel: past this it would pass the
-# pool process's memory budget, so larger images keep the first encoder's file.
-LOSSLESS_MAX_PIXELS = 24_000_000
+# mozjpeg's lossless rewrite holds every DCT coefficient (~6 bytes a pixel) and jpegli wants a packed copy of the
+# pixels: past this either would pass a pool process's memory budget, so larger images get libjpeg-turbo's file.
+SMALLEST_MAX_PIXELS = 24_000_000
 
 
 def jpegli_quality(quality: int) -> int:
@@ -43,12 +43,13 @@ def small_jpeg(
     plain: Callable[[], bytes],
 ) -> bytes:
     """``rgb`` (packed 8-bit RGB rows, or None for grey) through jpegli, else ``plain()`` (libjpeg-turbo at
-    ``quality``, 4:2:0); then mozjpeg's lossless progressive rewrite, and ``icc`` written in."""
+    ``quality``, 4:2:0); then mozjpeg's lossless progressive rewrite, and ``icc`` written in. Past
+    ``SMALLEST_MAX_PIXELS`` only ``plain()`` runs, so callers need not make the packed copy for those."""
     width, height = size
+    if width * height > SMALLEST_MAX_PIXELS:
+        return with_icc(plain(), icc)
     if rgb is not None and quality <= JPEGLI_MAX_QUALITY:
         encoded = pyjpegli.encode(rgb, width, height, jpegli_quality(quality))
     else:
         encoded = plain()
-    if width * height <= LOSSLESS_MAX_PIXELS:
-        encoded = bytes(mozjpeg_lossless_optimization.optimize(encoded))
-    return with_icc(encoded, icc)
+    return with_icc(bytes(mozjpeg_lossless_optimization.optimize(encoded)), icc)

@@ -9,7 +9,7 @@ from PIL import Image
 from batchpress.processing.decode import has_alpha
 from batchpress.processing.encode import Effort, as_mode, icc_for, save
 from batchpress.processing.octree import quantize_octree
-from batchpress.processing.png_quant import optimized_png, quantized_png
+from batchpress.processing.png_optimize import optimized_png
 
 # Below this many pixels a lossless PNG re-save costs a few milliseconds, so it is worth trying against the
 # palette version; above it, it costs ~1 s per 3 MP and measured no gain on photos.
@@ -18,34 +18,36 @@ SMALL_PNG_PIXELS = 100_000
 # Above this many pixels Pillow's quantize would pass the memory budget, so octree.py's slower banded one runs.
 BANDED_OCTREE_PIXELS = 30_000_000
 
-# libimagequant and oxipng hold several copies of the image: past this, effort "max" takes the octree route, which
-# keeps within a pool process's memory budget.
-QUANT_MAX_PIXELS = 12_000_000
+# oxipng holds several filtered copies of the image: past this, effort "max" skips it to keep within a pool
+# process's memory budget.
+OXIPNG_MAX_PIXELS = 12_000_000
 
 # 64 evenly spaced grey levels that keep pure black and pure white exact (white backgrounds stay #fff).
 _GREY_LEVELS_LUT = [round(round(v * 63 / 255) * 255 / 63) for v in range(256)]
 
 
 def encode_png(im: Image.Image, icc: bytes | None, effort: Effort = "max") -> bytes:
-    """Lossy palette PNG, ~0.1-0.25 of the input on photos; at ``effort="max"`` libimagequant's palette instead of
-    the octree one, and every route's file recompressed by oxipng (``png_quant.py``).
+    """Lossy palette PNG, ~0.1-0.25 of the input on photos; at ``effort="max"`` every route's file is then
+    recompressed losslessly by oxipng (``png_optimize.py``): the same pixels in ~8 % fewer bytes.
 
-    - RGB and RGBA photos at ``effort="fast"`` (and past ``QUANT_MAX_PIXELS``): 256 colours by fast octree
-      without dithering, 3x faster than median cut and no larger. Octree lands white at 254, so palette entries
-      within 2 levels of 0 or 255 (colour and alpha) are snapped there: white backgrounds stay #ffffff.
+    - RGB and RGBA photos: 256 colours by fast octree without dithering, 3x faster than median cut and no
+      larger. libimagequant (the BSD 2.4 line in libvips) scored higher on most photos but lower on small ones,
+      for more bytes, and dithering cost more bytes still (docs/performance.md, "Codec comparison"). Octree
+      lands white at 254, so palette entries within 2 levels of 0 or 255 (colour and alpha) are snapped there:
+      white backgrounds stay #ffffff.
     - RGB with at most 256 colours (logos, flat graphics): exact palette by median cut, lossless.
     - Greyscale: 64 evenly spaced levels, kept as 8-bit grey; a 256-colour palette of grey measured 1.5x
       larger than plain grey, which itself gains nothing.
     - Palette and 1-bit inputs: lossless re-save, since they are already reduced.
     - Small images and RGBA graphics with few colours also try a lossless re-save and keep the smaller.
     """
-    encoded = _encode(im, icc, effort)
-    if effort == "max" and im.width * im.height <= QUANT_MAX_PIXELS:
+    encoded = _encode(im, icc)
+    if effort == "max" and im.width * im.height <= OXIPNG_MAX_PIXELS:
         return optimized_png(encoded, grey=im.mode in ("L", "LA", "La"))
     return encoded
 
 
-def _encode(im: Image.Image, icc: bytes | None, effort: Effort) -> bytes:
+def _encode(im: Image.Image, icc: bytes | None) -> bytes:
     if im.mode == "1":
         return save(im, "PNG", compress_level=6)
     if im.mode == "P":
@@ -63,10 +65,7 @@ def _encode(im: Image.Image, icc: bytes | None, effort: Effort) -> bytes:
     if im.mode == "RGB" and few_colours:
         exact = im.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
         return save(exact, "PNG", compress_level=6, icc_profile=profile)
-    if effort == "max" and im.width * im.height <= QUANT_MAX_PIXELS:
-        candidates = [quantized_png(im, profile)]
-    else:
-        candidates = [save(_snap_extremes(_octree(im)), "PNG", compress_level=6, icc_profile=profile)]
+    candidates = [save(_snap_extremes(_octree(im)), "PNG", compress_level=6, icc_profile=profile)]
     if few_colours or im.width * im.height <= SMALL_PNG_PIXELS:
         candidates.append(save(im, "PNG", compress_level=6, icc_profile=profile))
     return min(candidates, key=len)
