@@ -3,6 +3,8 @@ the fields without importing the codecs."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from PIL import features
 
 
@@ -11,5 +13,6 @@ def output_formats() -> list[str]:
     return ["original", "jpeg", "webp", *(["avif"] if features.check("avif") else [])]
 
 
-# ``max`` (the default) spends CPU on the slower encoders for the smallest files; ``fast`` keeps the quick ones.
-EFFORTS = ("max", "fast")
+# What encode.py's ``Effort`` takes, named here too so the API checks the field without loading the encoders.
+Effort = Literal["max", "fast"]
+EFFORTS: tuple[Effort, ...] = ("max", "fast")

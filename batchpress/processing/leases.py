@@ -23,6 +23,7 @@ from sqlalchemy.sql.elements import BindParameter
 from batchpress.db.base import utcnow
 from batchpress.db.revisions import bump_revision
 from batchpress.models import Image, ImageState, ProcessingRequest, Product, RequestStatus
+from batchpress.processing.formats import Effort
 
 OPEN_STATES = (ImageState.PENDING.value, ImageState.PROCESSING.value)
 
@@ -37,7 +38,7 @@ class ClaimedImage:
     quality: int = 50
     output_format: str = "original"
     max_dimension: int | None = None
-    effort: str = "max"
+    effort: Effort = "max"
     # Its request was still ``pending`` when claimed: the claimer moves it to ``processing``.
     request_pending: bool = False
     # How many images its request holds, which sizes its chunks (processing/fair_share.py).
