@@ -12,8 +12,8 @@ from PIL import Image, features
 from starlette.testclient import TestClient
 
 from batchpress.context import Context
-from batchpress.processing.leases import ClaimedImage
-from batchpress.processing.pipeline import ChunkWorker
+from batchpress.processing import encode, formats, pipeline
+from batchpress.processing.compress import CompressedImage, compress_image
 from tests.api.test_upload_validation import stored_rows
 from tests.support.inprocess import process_inline
 from tests.support.photos import jpeg_quality, make_image
@@ -59,12 +59,15 @@ def outputs(api: TestClient, request_id: str) -> list[Image.Image]:
 
 
 def test_quality_format_and_size_are_honoured(context: Context, api: TestClient, csv_text: str) -> None:
-    request_id = processed(context, api, csv_text, quality="80", output_format="jpeg", max_dimension="400")
+    # effort=fast: jpeg_quality reads libjpeg's scaled tables, which jpegli (effort=max) does not write.
+    request_id = processed(
+        context, api, csv_text, quality="80", output_format="jpeg", max_dimension="400", effort="fast"
+    )
     assert status_of(api, request_id)["options"] == {
         "quality": 80,
         "output_format": "jpeg",
         "max_dimension": 400,
-        "effort": "max",
+        "effort": "fast",
     }
     jpeg, png = outputs(api, request_id)
     assert (jpeg.format, jpeg.size) == ("JPEG", (400, 300))
@@ -84,23 +87,27 @@ def test_quality_format_and_size_are_honoured(context: Context, api: TestClient,
         assert api.get(url).headers["content-type"] == "image/avif"
 
 
-def test_each_effort_reaches_the_worker_and_completes(
+def test_each_effort_reaches_the_encoders_and_completes(
     context: Context, api: TestClient, csv_text: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[str] = []
-    compress_and_store = ChunkWorker._compress_and_store
 
-    def spy(worker: ChunkWorker, image: ClaimedImage, *args: Any) -> Any:
-        seen.append(image.effort)
-        return compress_and_store(worker, image, *args)
+    def spy(data: bytes, **options: Any) -> CompressedImage:
+        seen.append(options["effort"])
+        return compress_image(data, **options)
 
-    monkeypatch.setattr(ChunkWorker, "_compress_and_store", spy)
+    monkeypatch.setattr(pipeline, "compress_image", spy)
     for asked, stored in [("fast", "fast"), (" MAX ", "max"), ("", "max")]:
         seen.clear()
         request_id = processed(context, api, csv_text, effort=asked)
         assert status_of(api, request_id)["options"]["effort"] == stored
         assert seen == [stored, stored]
         assert [i.size for i in outputs(api, request_id)] == [(1200, 900), (800, 600)]
+
+
+def test_the_upload_takes_exactly_the_efforts_the_encoders_do() -> None:
+    # Two lists so the API process need not load the encoders; they must not drift apart.
+    assert formats.EFFORTS == encode.EFFORTS
 
 
 @pytest.mark.parametrize(
