@@ -75,6 +75,9 @@ class OptionsOut(BaseModel):
     quality: int
     output_format: str
     max_dimension: int | None
+    effort: str = Field(
+        description="max: the smallest files, from the slower encoders; fast: the quicker encoders, larger files",
+    )
 
 
 class RequestStatusOut(BaseModel):
@@ -97,7 +100,7 @@ class RequestStatusOut(BaseModel):
                         "bytes_saved": 1321582,
                         "saved_percent": 76.2,
                     },
-                    "options": {"quality": 50, "output_format": "original", "max_dimension": None},
+                    "options": {"quality": 50, "output_format": "original", "max_dimension": None, "effort": "max"},
                     "output_csv_url": f"http://127.0.0.1:8000/api/requests/{EXAMPLE_ID}/output.csv",
                     "webhook": None,
                     "total_products": 2,

@@ -254,7 +254,10 @@ def summarize(session: Session, settings: Settings, rid: uuid.UUID) -> dict[str,
             **counted.byte_counts(),
         ),
         "options": OptionsOut(
-            quality=request.quality, output_format=request.output_format, max_dimension=request.max_dimension
+            quality=request.quality,
+            output_format=request.output_format,
+            max_dimension=request.max_dimension,
+            effort=request.effort,
         ),
         "output_csv_url": None if request.status in RequestStatus.open_states() else output_csv_url(settings, rid),
         "webhook": webhook_status(session, request),

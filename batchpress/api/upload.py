@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
@@ -13,9 +14,16 @@ from batchpress.db.unit_of_work import unit_of_work
 from batchpress.ingest.csv_reader import CsvRejected, iter_products, url_problem
 from batchpress.ingest.spool import RowSpool
 from batchpress.ingest.store import RequestOptions, store_request
-from batchpress.processing.formats import output_formats
+from batchpress.processing.formats import EFFORTS, output_formats
 
 router = APIRouter()
+
+EFFORT_DESCRIPTION = (
+    "max (default): the smallest files at the asked quality, from the slower encoders (jpegli and mozjpeg's "
+    "lossless scan optimisation for JPEG, libimagequant and oxipng for PNG, WebP at a higher method); "
+    "fast: the quicker encoders (libjpeg-turbo with standard tables, an octree palette), several times faster "
+    "per image but larger files"
+)
 
 
 @router.post(
@@ -40,6 +48,7 @@ def upload_csv(
     max_dimension: Annotated[
         str | None, Form(description="shrink the longer side to at most this many pixels; never enlarges")
     ] = None,
+    effort: Annotated[str | None, Form(description=EFFORT_DESCRIPTION)] = None,
 ) -> UploadAccepted:
     """Validate the whole CSV, store the request in one transaction, then enqueue it; no image is fetched here.
 
@@ -47,7 +56,7 @@ def upload_csv(
     loop that answers status reads meanwhile.
     """
     settings = ctx.settings
-    options = parse_options(quality, output_format, max_dimension)
+    options = parse_options(quality, output_format, max_dimension, effort)
     webhook = (webhook_url or "").strip() or settings.webhook_url or None
     if webhook and (problem := url_problem(webhook)):
         raise ApiError(400, "invalid_webhook_url", f"webhook_url: {problem}", [{"field": "webhook_url"}])
@@ -89,18 +98,27 @@ def _validated(file: UploadFile, settings: Settings) -> RowSpool:
         raise
 
 
-def parse_options(quality: str | None, output_format: str | None, max_dimension: str | None) -> RequestOptions:
+def parse_options(
+    quality: str | None, output_format: str | None, max_dimension: str | None, effort: str | None = None
+) -> RequestOptions:
     """Form fields arrive as text; each bad one is a 400 naming the field and what it accepts."""
     problems: list[dict[str, str]] = []
     q = _whole_number(quality, "quality", 1, 95, problems)
     md = _whole_number(max_dimension, "max_dimension", 1, 65_000, problems)
-    fmt = (output_format or "original").strip().lower()
-    if fmt not in output_formats():
-        problems.append({"field": "output_format", "message": f"must be one of {', '.join(output_formats())}"})
+    fmt = _one_of(output_format, "output_format", output_formats(), problems)
+    level = _one_of(effort, "effort", EFFORTS, problems)
     if problems:
         message = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
         raise ApiError(400, "invalid_options", message, problems)
-    return RequestOptions(quality=q or 50, output_format=fmt, max_dimension=md)
+    return RequestOptions(quality=q or 50, output_format=fmt, max_dimension=md, effort=level)
+
+
+def _one_of(text: str | None, field: str, choices: Sequence[str], problems: list[dict[str, str]]) -> str:
+    """The value, case-folded, or the first choice (the default) when the field is empty."""
+    value = (text or "").strip().lower() or choices[0]
+    if value not in choices:
+        problems.append({"field": field, "message": f"must be one of {', '.join(choices)}, not {value[:20]!r}"})
+    return value
 
 
 def _whole_number(text: str | None, field: str, low: int, high: int, problems: list[dict[str, str]]) -> int | None:

@@ -125,6 +125,9 @@ def submit(
     quality: Annotated[int | None, typer.Option(help="Encoder quality, e.g. 50 (the server checks the range).")] = None,
     output_format: Annotated[str | None, typer.Option(help="Output format, e.g. jpeg, webp (server default).")] = None,
     max_dimension: Annotated[int | None, typer.Option(help="Shrink the longer side to at most N pixels.")] = None,
+    effort: Annotated[
+        str | None, typer.Option(help="max: smallest files (server default); fast: quicker encoders, larger files.")
+    ] = None,
     wait: Annotated[
         bool, typer.Option("--wait", help="Show progress until it finishes; exit 1 if images failed.")
     ] = False,
@@ -143,6 +146,7 @@ def submit(
         "quality": quality,
         "output_format": output_format,
         "max_dimension": max_dimension,
+        "effort": effort,
     }
     fields = {name: str(value) for name, value in options.items() if value is not None}
     with _api_call(), Client(url, api_key) as client:

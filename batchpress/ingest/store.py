@@ -23,6 +23,7 @@ class RequestOptions:
     quality: int = 50
     output_format: str = "original"
     max_dimension: int | None = None
+    effort: str = "max"
 
 
 def _table(model: type[Base]) -> Table:
@@ -57,6 +58,7 @@ def store_request(
             quality=options.quality,
             output_format=options.output_format,
             max_dimension=options.max_dimension,
+            effort=options.effort,
         )
     )
     conn = session.connection()

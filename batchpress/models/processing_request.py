@@ -40,6 +40,7 @@ class ProcessingRequest(Base):
     quality: Mapped[int] = mapped_column(Integer, default=50, server_default="50")
     output_format: Mapped[str] = mapped_column(String(16), default="original", server_default="original")
     max_dimension: Mapped[int | None] = mapped_column(Integer, default=None)
+    effort: Mapped[str] = mapped_column(String(8), default="max", server_default="max")
     # Where to POST the completion event; the upload's own field, else BATCHPRESS_WEBHOOK_URL at upload time.
     webhook_url: Mapped[str | None] = mapped_column(Text, default=None)
     # Which API key created it (the first 16 hex digits of the key's SHA-256, never the key); only that key sees

@@ -1,7 +1,9 @@
-"""The output formats a request may ask for: a module of its own, so the API process checks the field without
-importing the codecs."""
+"""The output formats and encoder efforts a request may ask for: a module of its own, so the API process checks
+the fields without importing the codecs."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 from PIL import features
 
@@ -9,3 +11,8 @@ from PIL import features
 def output_formats() -> list[str]:
     """The ``output_format`` values this installation can honour (AVIF needs a Pillow built with libavif)."""
     return ["original", "jpeg", "webp", *(["avif"] if features.check("avif") else [])]
+
+
+# What encode.py's ``Effort`` takes, named here too so the API checks the field without loading the encoders.
+Effort = Literal["max", "fast"]
+EFFORTS: tuple[Effort, ...] = ("max", "fast")

@@ -23,6 +23,7 @@ from sqlalchemy.sql.elements import BindParameter
 from batchpress.db.base import utcnow
 from batchpress.db.revisions import bump_revision
 from batchpress.models import Image, ImageState, ProcessingRequest, Product, RequestStatus
+from batchpress.processing.formats import Effort
 
 OPEN_STATES = (ImageState.PENDING.value, ImageState.PROCESSING.value)
 
@@ -37,6 +38,7 @@ class ClaimedImage:
     quality: int = 50
     output_format: str = "original"
     max_dimension: int | None = None
+    effort: Effort = "max"
     # Its request was still ``pending`` when claimed: the claimer moves it to ``processing``.
     request_pending: bool = False
     # How many images its request holds, which sizes its chunks (processing/fair_share.py).
@@ -71,6 +73,7 @@ def claim_images(
             quality=r.quality,
             output_format=r.output_format,
             max_dimension=r.max_dimension,
+            effort=r.effort,
             request_pending=r.status == RequestStatus.PENDING.value,
             request_images=r.image_count,
         )
@@ -122,6 +125,7 @@ def _claim_statement() -> ReturningUpdate[Any]:
             of_request(ProcessingRequest.quality),
             of_request(ProcessingRequest.output_format),
             of_request(ProcessingRequest.max_dimension),
+            of_request(ProcessingRequest.effort),
             of_request(ProcessingRequest.status),
             of_request(ProcessingRequest.image_count),
         )

@@ -220,6 +220,7 @@ class ChunkWorker:
                     max_pixels=self.settings.max_image_pixels,
                     output_format=image.output_format,
                     max_dimension=image.max_dimension,
+                    effort=image.effort,
                     stage=budget.enter if budget else None,
                 )
         except (ImageRejected, OverBudget) as exc:  # for good: another worker would spend the same again

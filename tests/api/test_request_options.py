@@ -1,4 +1,4 @@
-"""Per-request options at upload: quality, output format and a maximum dimension, validated and honoured."""
+"""Per-request options at upload: quality, output format, a maximum dimension and effort, validated and honoured."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from PIL import Image, features
 from starlette.testclient import TestClient
 
 from batchpress.context import Context
+from batchpress.processing import encode, formats, pipeline
+from batchpress.processing.compress import CompressedImage, compress_image
 from tests.api.test_upload_validation import stored_rows
 from tests.support.inprocess import process_inline
 from tests.support.photos import make_image
@@ -57,8 +59,16 @@ def outputs(api: TestClient, request_id: str) -> list[Image.Image]:
 
 
 def test_quality_format_and_size_are_honoured(context: Context, api: TestClient, csv_text: str) -> None:
-    request_id = processed(context, api, csv_text, quality="80", output_format="jpeg", max_dimension="400")
-    assert status_of(api, request_id)["options"] == {"quality": 80, "output_format": "jpeg", "max_dimension": 400}
+    # effort=fast: jpeg_quality reads libjpeg's scaled tables, which jpegli (effort=max) does not write.
+    request_id = processed(
+        context, api, csv_text, quality="80", output_format="jpeg", max_dimension="400", effort="fast"
+    )
+    assert status_of(api, request_id)["options"] == {
+        "quality": 80,
+        "output_format": "jpeg",
+        "max_dimension": 400,
+        "effort": "fast",
+    }
     jpeg, png = outputs(api, request_id)
     assert (jpeg.format, jpeg.size) == ("JPEG", (400, 300))
     assert (png.format, png.size) == ("JPEG", (400, 300))  # alpha flattened: the user asked for JPEG
@@ -79,6 +89,29 @@ def test_quality_format_and_size_are_honoured(context: Context, api: TestClient,
         assert api.get(url).headers["content-type"] == "image/avif"
 
 
+def test_each_effort_reaches_the_encoders_and_completes(
+    context: Context, api: TestClient, csv_text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[str] = []
+
+    def spy(data: bytes, **options: Any) -> CompressedImage:
+        seen.append(options["effort"])
+        return compress_image(data, **options)
+
+    monkeypatch.setattr(pipeline, "compress_image", spy)
+    for asked, stored in [("fast", "fast"), (" MAX ", "max"), ("", "max")]:
+        seen.clear()
+        request_id = processed(context, api, csv_text, effort=asked)
+        assert status_of(api, request_id)["options"]["effort"] == stored
+        assert seen == [stored, stored]
+        assert [i.size for i in outputs(api, request_id)] == [(1200, 900), (800, 600)]
+
+
+def test_the_upload_takes_exactly_the_efforts_the_encoders_do() -> None:
+    # Two lists so the API process need not load the encoders; they must not drift apart.
+    assert formats.EFFORTS == encode.EFFORTS
+
+
 @pytest.mark.parametrize(
     ("fields", "named"),
     [
@@ -88,6 +121,8 @@ def test_quality_format_and_size_are_honoured(context: Context, api: TestClient,
         ({"output_format": "gif"}, "output_format"),
         ({"max_dimension": "-5"}, "max_dimension"),
         ({"max_dimension": "0"}, "max_dimension"),
+        ({"effort": "slow"}, "effort"),
+        ({"effort": "maximum"}, "effort"),
         # A digit to str.isdigit, not to int; and more digits than int() parses: both were 500s.
         ({"quality": "\u00b2"}, "quality"),
         ({"max_dimension": "9" * 5000}, "max_dimension"),

@@ -164,14 +164,26 @@ def test_image_options_reach_the_server(
     """Sent when given, checked by the server; a server that does not know them refuses rather than ignores."""
     spec = httpx.get(f"{service.base_url}/openapi.json").json()
     source = str(product_csv(tmp_path, image_server, products=1))
-    run = batchpress("submit", source, "--output-format", "webp", "--max-dimension", "100", "--wait", **client_env)
-    if "output_format" not in json.dumps(spec["components"]["schemas"].get("Body_upload_csv_api_upload__post", {})):
+    run = batchpress(
+        "submit",
+        source,
+        "--output-format",
+        "webp",
+        "--max-dimension",
+        "100",
+        "--effort",
+        "fast",
+        "--wait",
+        **client_env,
+    )
+    if "effort" not in json.dumps(spec["components"]["schemas"].get("Body_upload_csv_api_upload__post", {})):
         assert run.returncode == 2
-        assert "does not support --output-format, --max-dimension" in run.stderr
+        assert "does not support --effort" in run.stderr
         return
     assert run.returncode == 0, run.stderr
     assert "options   " in run.stdout
     assert "output_format webp" in run.stdout
+    assert "effort fast" in run.stdout
     shown = json.loads(batchpress("status", run.stdout.splitlines()[0], "--json", **client_env).stdout)
     assert all(url.endswith(".webp") for url in shown["products"][0]["output_image_urls"])
     refused = batchpress("submit", source, "--quality", "500", **client_env)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from alembic import command
+from sqlalchemy import create_engine, inspect, pool, text
 
 from batchpress.config import Settings
 from batchpress.db.migrate import alembic_config, upgrade
@@ -30,3 +32,26 @@ def test_migrations_match_models_and_round_trip(settings: Settings) -> None:
     command.downgrade(config, "base")
     upgrade(settings)
     command.check(config)
+
+
+def test_requests_stored_before_effort_existed_read_as_max(settings: Settings) -> None:
+    """0009 adds ``effort``: a request uploaded before it was asked for nothing, so it gets the default encoders."""
+    upgrade(settings, "0008")
+    engine = create_engine(settings.database_url, poolclass=pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO processing_request (id, created_at, updated_at, status) "
+                    "VALUES (:id, :t, :t, 'pending')"
+                ),
+                {"id": uuid.uuid4().hex, "t": dt.datetime(2026, 12, 1, tzinfo=dt.UTC)},
+            )
+        upgrade(settings)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT effort FROM processing_request")).scalars().all() == ["max"]
+        command.downgrade(alembic_config(settings), "0008")
+        with engine.connect() as conn:
+            assert "effort" not in {c["name"] for c in inspect(conn).get_columns("processing_request")}
+    finally:
+        engine.dispose()

@@ -207,10 +207,16 @@ def test_upload_progress_thumbnails_csv_and_recent(
     # One image is not an image at all: its product lists the error and shows no compressed version.
     broken = image_server.add(f"/web/{uuid.uuid4().hex[:8]}/broken.jpg", b"this is not a picture", "image/jpeg")
     mixed = write_csv(tmp_path, "mixed.csv", [(7, "Hat", [webp, broken])])
+    page.select_option("#effort", "fast")
     tab.upload(mixed)
     expect(page.locator("#status-value")).to_have_text("completed with errors", timeout=SLOW)
     second_id = current_request_id(page)
     assert second_id != first_id
+    efforts = [
+        httpx.get(f"{service.base_url}/api/status/{i}/", timeout=10).json()["options"]["effort"]
+        for i in (first_id, second_id)
+    ]
+    assert efforts == ["max", "fast"]  # left alone it is the default; chosen, it is sent
     expect(page.locator("#count-failed")).to_have_text("1")
     row = page.locator("#product-rows tr")
     expect(row).to_have_count(1)
