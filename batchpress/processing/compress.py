@@ -26,7 +26,8 @@ from io import BytesIO
 from PIL import Image, ImageCms, UnidentifiedImageError
 
 from batchpress.processing.decode import decode, has_alpha
-from batchpress.processing.encode import EFFORTS, Effort, encode_avif, encode_jpeg, encode_webp
+from batchpress.processing.encode import encode_avif, encode_jpeg, encode_webp
+from batchpress.processing.formats import EFFORTS, Effort
 from batchpress.processing.gif_blocks import gif_problem
 from batchpress.processing.jpeg_fast import recompress_plain_jpeg
 from batchpress.processing.jpeg_markers import jpeg_problem

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from io import BytesIO
-from typing import Any, Literal
+from typing import Any
 
 from PIL import Image
 
 from batchpress.processing.decode import has_alpha, icc_space
+from batchpress.processing.formats import Effort
 from batchpress.processing.jpeg_small import SMALLEST_MAX_PIXELS, small_jpeg
 
-# "max": the smallest files at the asked quality; "fast": the older encoders, several times faster, larger files.
-Effort = Literal["max", "fast"]
-EFFORTS: tuple[Effort, ...] = ("max", "fast")
 # libwebp's slowest method: past this many pixels one image's CPU budget would not cover it. With alpha it took
 # ~25x method 4's time for the alpha plane, so images with alpha keep method 4 (docs/performance.md).
 WEBP_SLOWEST_MAX_PIXELS = 8_000_000

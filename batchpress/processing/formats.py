@@ -13,6 +13,6 @@ def output_formats() -> list[str]:
     return ["original", "jpeg", "webp", *(["avif"] if features.check("avif") else [])]
 
 
-# What encode.py's ``Effort`` takes, named here too so the API checks the field without loading the encoders.
+# "max": the smallest files at the asked quality; "fast": the older encoders, several times faster, larger files.
 Effort = Literal["max", "fast"]
 EFFORTS: tuple[Effort, ...] = ("max", "fast")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import simplejpeg
 from PIL import Image
 
-from batchpress.processing.encode import Effort, icc_for
+from batchpress.processing.encode import icc_for
+from batchpress.processing.formats import Effort
 from batchpress.processing.jpeg_icc import with_icc
 from batchpress.processing.jpeg_small import small_jpeg
 

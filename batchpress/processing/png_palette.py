@@ -7,7 +7,8 @@ from typing import Any
 from PIL import Image
 
 from batchpress.processing.decode import has_alpha
-from batchpress.processing.encode import Effort, as_mode, icc_for, save
+from batchpress.processing.encode import as_mode, icc_for, save
+from batchpress.processing.formats import Effort
 from batchpress.processing.octree import quantize_octree
 from batchpress.processing.png_optimize import optimized_png
 

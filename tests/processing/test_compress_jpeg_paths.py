@@ -14,7 +14,7 @@ import simplejpeg
 from PIL import Image
 
 from batchpress.processing.compress import compress_image
-from batchpress.processing.encode import EFFORTS
+from batchpress.processing.formats import EFFORTS
 from tests.support.photos import jpeg_quality, make_image, photo, psnr, srgb_icc
 
 SIZE = (640, 480)
