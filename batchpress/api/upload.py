@@ -20,9 +20,9 @@ router = APIRouter()
 
 EFFORT_DESCRIPTION = (
     "max (default): the smallest files at the asked quality, from the slower encoders (jpegli and mozjpeg's "
-    "lossless scan optimisation for JPEG, libimagequant and oxipng for PNG, WebP at a higher method); "
-    "fast: the quicker encoders (libjpeg-turbo with standard tables, an octree palette), several times faster "
-    "per image but larger files"
+    "lossless scan optimisation for JPEG, oxipng for PNG, WebP method 6); fast: the quicker encoders "
+    "(libjpeg-turbo with standard tables, the PNG palette as written, WebP method 4), several times faster per "
+    "image but larger files"
 )
 
 
