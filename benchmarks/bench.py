@@ -65,7 +65,7 @@ class Sizes:
     ingest_rows: tuple[int, int]
     fair_copies: int  # the large batch of the fair-share part: the JPEG set this many times
     fair_tries: int  # small requests beside each of its runs
-    score_every: dict[str, int]  # per format: SSIMULACRA2 for every N-th image, to keep the run under 10 minutes
+    scored: bench_quality.Subset  # the images SSIMULACRA2 scores
 
 
 # 480 JPEGs: with the codec at ~110 images/s on two cores, 160 made a batch of under 2 s, most of it start-up
@@ -79,7 +79,7 @@ FULL = Sizes(
     (10_000, 100_000),
     3,
     10,
-    {"JPEG": 10, "PNG": 1, "WEBP": 1},
+    bench_quality.Subset({"JPEG": 10, "PNG": 1, "WEBP": 1}, max_megapixels=4.0),
 )
 QUICK = Sizes(
     8,
@@ -90,7 +90,7 @@ QUICK = Sizes(
     (100, 500),
     1,
     2,
-    dict.fromkeys(("JPEG", "PNG", "WEBP"), 1),
+    bench_quality.Subset(dict.fromkeys(("JPEG", "PNG", "WEBP"), 1), 4.0),
 )
 # Runs of the large batch alone and beside small requests, for its throughput ratio.
 FAIR_ROUNDS = 3
@@ -114,25 +114,28 @@ def postgres_redis_reason() -> str | None:
 
 
 def end_to_end(
-    api: Service, sets: list[Corpus], csvs: dict[str, str], repeats: int, codec: CodecPool | None
+    api: Service, sets: list[Corpus], csvs: dict[str, str], repeats: int, codec: CodecPool | None, pillow: bool
 ) -> dict[str, list[Run]]:
-    """Each run follows a codec-limit pass and a Pillow q50 pass over the same set, when the codec part runs: the
-    ratios are then taken per run, a minute's drift in the machine's speed moving both sides."""
+    """Each run follows a codec-limit pass (and a Pillow q50 pass with ``pillow``) over the same set, when the codec
+    part runs: the ratios are then taken per run, a minute's drift in the machine's speed moving both sides."""
     results = {}
     for corpus in sets:
         runs = []
         for _ in range(repeats):
             codec_seconds = codec.run(corpus.name) if codec else None
-            pillow_seconds = codec.run(corpus.name, "pillow_q50") if codec else None
+            pillow_seconds = codec.run(corpus.name, "pillow_q50") if codec and pillow else None
             run = timed_run(api, csvs[corpus.name], len(corpus.photos))
             runs.append(replace(run, codec_seconds=codec_seconds, pillow_seconds=pillow_seconds))
         results[corpus.name] = runs
-        pairs = ", ".join(
-            f"{r.seconds:.2f}" + (f" (codec {r.codec_seconds:.2f}, Pillow {r.pillow_seconds:.2f})" if codec else "")
-            for r in runs
-        )
-        log(f"  {corpus.name}: {pairs} s")
+        log(f"  {corpus.name}: {', '.join(map(_described, runs))} s")
     return results
+
+
+def _described(run: Run) -> str:
+    passes = [f"codec {run.codec_seconds:.2f}" if run.codec_seconds else ""]
+    passes.append(f"Pillow {run.pillow_seconds:.2f}" if run.pillow_seconds else "")
+    before = ", ".join(p for p in passes if p)
+    return f"{run.seconds:.2f}" + (f" ({before})" if before else "")
 
 
 class Skipped(Exception):
@@ -170,8 +173,10 @@ def measure(sizes: Sizes, repeats: int, seed: int, skip_pg: str | None, parts: s
                 raise Skipped
             codec = pools.enter_context(CodecPool(list(sets), cores))  # forks: before any thread starts
             results["codec"], results["pillow"] = {c.name: [] for c in sets}, {c.name: [] for c in sets}
+            # End-to-end runs pair passes of their own; then one up-front pass each is enough to show the drift.
+            upfront = 1 if parts & {"embedded", "postgres"} else repeats
             for c in sets:
-                for _ in range(repeats):
+                for _ in range(upfront):
                     results["codec"][c.name].append(codec.run(c.name))
                     results["pillow"][c.name].append(codec.run(c.name, "pillow_q50"))
                 pairs = zip(results["codec"][c.name], results["pillow"][c.name], strict=True)
@@ -207,12 +212,12 @@ def measure_services(
             log(f"  warm-up: {tiny_images} tiny images in {tiny_seconds:.1f} s (includes the worker start)")
             jpeg_rate = 20.0  # a guess, when only the status part runs
             if "embedded" in parts:
-                results["embedded"] = end_to_end(api, list(sets), csvs, repeats, codec)
+                results["embedded"] = end_to_end(api, list(sets), csvs, repeats, codec, pillow=True)
                 jpeg_rate = len(sets[0].photos) / statistics.median(r.seconds for r in results["embedded"]["jpeg"])
             with section(results, "quality"):
                 if "quality" not in parts or "embedded" not in results or codec is None:
                     raise Skipped
-                measure_quality(results, api, server, codec, sizes.score_every)
+                measure_quality(results, api, server, codec, sizes.scored)
             log(f"status latency, {CLIENTS} clients, idle and under load")
             with section(results, "status"):
                 if "status" not in parts:
@@ -234,7 +239,8 @@ def measure_services(
             log("end to end, PostgreSQL + Redis (one API, one worker)")
             with section(results, "postgres_redis"), postgres_redis(root / "cluster", cores) as api:
                 warm_up(api, server, make_image("jpeg", 1, (640, 480)), 4 * cores)
-                results["postgres_redis"] = end_to_end(api, list(sets), csvs, repeats, codec)
+                # No Pillow passes: its row's ratio is against the embedded runs, and PNG optimize costs ~5 s a pass.
+                results["postgres_redis"] = end_to_end(api, list(sets), csvs, repeats, codec, pillow=False)
         else:
             log(f"PostgreSQL + Redis part skipped: {skip_pg}")
         log("naive baseline (one Celery task, requests + Pillow, concurrency 1)")
@@ -253,17 +259,16 @@ def measure_services(
 
 
 def measure_quality(
-    results: dict[str, Any], api: Service, server: Origin, codec: CodecPool, every: dict[str, int]
+    results: dict[str, Any], api: Service, server: Origin, codec: CodecPool, subset: bench_quality.Subset
 ) -> None:
     """Fetch the last embedded run's outputs of each set and score the fixed subset, with the references."""
-    subset = ", ".join(f"every {n}th {fmt}" if n > 1 else f"every {fmt}" for fmt, n in every.items())
-    log(f"quality: outputs of the last embedded runs; SSIMULACRA2 of {subset}")
+    log(f"quality: outputs of the last embedded runs; SSIMULACRA2 of {', '.join(map(subset.of, subset.every))}")
     results["outputs"], results["graded"] = {}, {}
     # Pillow q50's bytes per image, from its last timed pass over each set.
     results["pillow_bytes"] = {c.name: codec.output_bytes["pillow_q50", c.name] for c in results["sets"]}
     for corpus in results["sets"]:
         last = results["embedded"][corpus.name][-1]
-        keep = bench_quality.to_score(corpus, every)
+        keep = bench_quality.to_score(corpus, subset)
         outputs = bench_quality.fetch(api, server, corpus, last.request_id, keep)
         results["outputs"][corpus.name] = outputs
         started = time.monotonic()
@@ -344,7 +349,7 @@ def build_rows(results: dict[str, Any], sizes: Sizes, skip_pg: str | None) -> li
         rows.append(row)
     if "graded" in results:
         rows += bench_quality.quality_rows(
-            sets, results["outputs"], results["graded"], results["pillow_bytes"], sizes.score_every
+            sets, results["outputs"], results["graded"], results["pillow_bytes"], sizes.scored
         )
     else:
         rows.append(replace(failed, metric="output bytes and SSIMULACRA2"))

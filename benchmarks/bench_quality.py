@@ -1,12 +1,12 @@
 """The quality part of ``make bench``: what the service's outputs cost in bytes and look like, next to Pillow q50.
 
 The outputs are the real ones of the last embedded end-to-end run of each set, fetched from the service. JPEG is
-judged on the ``jpeg`` set, PNG and WebP on the ``mixed`` set. Total bytes cover every image of the format; the
-SSIMULACRA2 scores a fixed subset (every ``every[format]``-th image of the format, in corpus order) to keep
-``make bench`` under 10 minutes, scored in the codec pool against the source as a browser shows it
-(``benchmarks.quality``). The references are Pillow quality 50 (JPEG, WebP) and, for PNG, Pillow's lossless
-``optimize=True`` save (what naive implementations write: the source's own pixels, 100 by definition) and the
-octree palette the service wrote before issue 21.
+judged on the ``jpeg`` set, PNG and WebP on the ``mixed`` set. Total bytes cover every image of the format;
+SSIMULACRA2 scores a fixed ``Subset``, as scoring every image would take longer than the rest of the benchmark
+(docs/performance.md), in the codec pool, against the source as a browser shows it (``benchmarks.quality``).
+The references are Pillow quality 50 (JPEG, WebP) and, for PNG, Pillow's lossless ``optimize=True`` save (what
+naive implementations write: the source's own pixels, 100 by definition) and the octree palette the service
+wrote before issue 21.
 """
 
 from __future__ import annotations
@@ -30,6 +30,18 @@ JPEG_BYTES_GOAL = 0.88
 JPEG_WORST_POINTS = -1.0
 
 
+@dataclass(frozen=True)
+class Subset:
+    """The images scored: every N-th of each format, in corpus order, among those of at most ``max_megapixels``."""
+
+    every: dict[str, int]
+    max_megapixels: float
+
+    def of(self, fmt: str) -> str:
+        n = self.every[fmt]
+        return f"every {n}th of <= {self.max_megapixels:g} MP" if n > 1 else f"all of <= {self.max_megapixels:g} MP"
+
+
 @dataclass
 class Outputs:
     """The service's outputs of one set: every image's bytes, and the files of the images to score."""
@@ -38,14 +50,15 @@ class Outputs:
     files: dict[int, bytes]
 
 
-def to_score(corpus: Corpus, every: dict[str, int]) -> set[int]:
-    """Indices of the fixed subset: every N-th image of each format, in corpus order."""
-    chosen, seen = set(), dict.fromkeys(every, 0)
+def to_score(corpus: Corpus, subset: Subset) -> set[int]:
+    """Indices of the set's images in ``subset``, for the formats judged on this set."""
+    chosen, seen = set(), dict.fromkeys(subset.every, 0)
     for index, photo in enumerate(corpus.photos):
-        if photo.format in every and FORMAT_SET[photo.format] == corpus.name:
-            if seen[photo.format] % every[photo.format] == 0:
+        fmt = photo.format
+        if FORMAT_SET.get(fmt) == corpus.name and photo.megapixels <= subset.max_megapixels:
+            if seen[fmt] % subset.every[fmt] == 0:
                 chosen.add(index)
-            seen[photo.format] += 1
+            seen[fmt] += 1
     return chosen
 
 
@@ -78,7 +91,7 @@ def _score_row(label: str, scores: Scores) -> Row:
 
 
 def format_rows(
-    fmt: str, corpus: Corpus, outputs: Outputs, graded: list[Graded], pillow_bytes: list[int], every: int
+    fmt: str, corpus: Corpus, outputs: Outputs, graded: list[Graded], pillow_bytes: list[int], subset: Subset
 ) -> list[Row]:
     """Bytes and scores of one output format, service first, then the references."""
     indices = [i for i, p in enumerate(corpus.photos) if p.format == fmt]
@@ -88,7 +101,7 @@ def format_rows(
     source = sum(len(corpus.photos[i].data) for i in indices)
     service = sum(outputs.sizes[i] for i in indices)
     pillow = sum(pillow_bytes[i] for i in indices)
-    scored = f"{len(mine)} scored: every {every}th" if every > 1 else f"all {len(mine)} scored"
+    scored = f"{len(mine)} scored: {subset.of(fmt)}"
     what = f"{fmt}, {len(indices)} images of the {corpus.name} set"
     reference = "Pillow lossless optimize=True" if fmt == "PNG" else "Pillow q50"
     rows = [
@@ -137,13 +150,13 @@ def quality_rows(
     outputs: dict[str, Outputs],
     graded: dict[str, list[Graded]],
     pillow_bytes: dict[str, list[int]],
-    every: dict[str, int],
+    subset: Subset,
 ) -> list[Row]:
     by_name = {c.name: c for c in sets}
     rows: list[Row] = []
     for fmt, name in FORMAT_SET.items():
         if name in graded:
-            rows += format_rows(fmt, by_name[name], outputs[name], graded[name], pillow_bytes[name], every[fmt])
+            rows += format_rows(fmt, by_name[name], outputs[name], graded[name], pillow_bytes[name], subset)
     return rows
 
 
