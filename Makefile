@@ -30,7 +30,7 @@ format: ## Apply ruff's formatting and safe fixes
 	.venv/bin/ruff format batchpress benchmarks tests
 	.venv/bin/ruff check --fix batchpress benchmarks tests
 
-bench: ## Throughput against the codec limit and a naive baseline, ingest, status latency (< 10 min)
+bench: ## Throughput against the codec limit, Pillow q50 and a naive baseline; output bytes and SSIMULACRA2; ingest, status latency (< 10 min)
 	@./scripts/bootstrap.sh
 	.venv/bin/python -m benchmarks.bench
 

@@ -1,10 +1,12 @@
 """A benchmark against the codec limit: how close the service gets to decoding and encoding alone.
 
 Run with ``make bench`` (``python -m benchmarks.bench``; ``--quick`` for a smoke run on a tiny corpus). It builds a
-corpus of real photos, measures the codec limit (the service's ``compress_image`` on files in memory, one process
-per core), then the running service end to end (embedded, and PostgreSQL + Redis when both answer on 127.0.0.1),
-a naive one-task baseline, CSV ingest, and status latency under load. Each figure is the median of ``--repeats``
-runs. It prints one table and writes ``bench-results/bench.json`` with every run.
+corpus of real photos that looks like the web's (``benchmarks.corpus``), measures the codec limit (the service's
+``compress_image`` on files in memory, one process per core) and plain Pillow quality 50's limit in the same pool,
+then the running service end to end (embedded, and PostgreSQL + Redis when both answer on 127.0.0.1), the bytes
+and SSIMULACRA2 scores of its outputs against Pillow q50's (``benchmarks.bench_quality``), a naive one-task
+baseline, CSV ingest, and status latency under load. Each figure is the median of ``--repeats`` runs. It prints
+one table and writes ``bench-results/bench.json`` with every run.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 
 import psycopg
 
+from benchmarks import bench_quality
 from benchmarks.api_load import CLIENTS, VARIANTS, Latencies, ingest_runs, status_latency, status_request
 from benchmarks.codec import CodecPool
 from benchmarks.corpus import Corpus, build, products_csv, serve
@@ -46,8 +49,9 @@ from tests.support.photos import make_image
 from tests.support.servers import Service
 
 MB = 1e6
-# Targets from the issue: end to end against the codec limit, and against the naive baseline, per set.
-CODEC_GOAL = {"jpeg": 0.85, "mixed": 0.7}
+# Targets from the issue: end to end against the codec limit (>= 0.9x on ~500 images, >= 0.85x on ~150), and
+# against the naive baseline, per set.
+CODEC_GOAL = {"jpeg": 0.9, "mixed": 0.85}
 NAIVE_GOAL = {"jpeg": 2.0, "mixed": 4.0}
 
 
@@ -61,14 +65,33 @@ class Sizes:
     ingest_rows: tuple[int, int]
     fair_copies: int  # the large batch of the fair-share part: the JPEG set this many times
     fair_tries: int  # small requests beside each of its runs
+    scored: bench_quality.Subset  # the images SSIMULACRA2 scores
 
 
 # 480 JPEGs: with the codec at ~110 images/s on two cores, 160 made a batch of under 2 s, most of it start-up
 # (first image ~0.3 s) and the last chunks' tail rather than throughput.
 FULL = Sizes(
-    480, 150, 1.0, 1000, {"poll": (0, 2000), "full": (0, 2000), "full-identity": (1, 1000)}, (10_000, 100_000), 3, 10
+    480,
+    150,
+    1.0,
+    1000,
+    {"poll": (0, 2000), "full": (0, 2000), "full-identity": (1, 1000)},
+    (10_000, 100_000),
+    3,
+    10,
+    bench_quality.Subset({"JPEG": 10, "PNG": 1, "WEBP": 1}, max_megapixels=4.0),
 )
-QUICK = Sizes(8, 8, 0.1, 20, {"poll": (1, 64), "full": (1, 32), "full-identity": (1, 32)}, (100, 500), 1, 2)
+QUICK = Sizes(
+    8,
+    8,
+    0.1,
+    20,
+    {"poll": (1, 64), "full": (1, 32), "full-identity": (1, 32)},
+    (100, 500),
+    1,
+    2,
+    bench_quality.Subset(dict.fromkeys(("JPEG", "PNG", "WEBP"), 1), 4.0),
+)
 # Runs of the large batch alone and beside small requests, for its throughput ratio.
 FAIR_ROUNDS = 3
 
@@ -91,22 +114,28 @@ def postgres_redis_reason() -> str | None:
 
 
 def end_to_end(
-    api: Service, sets: list[Corpus], csvs: dict[str, str], repeats: int, codec: CodecPool | None
+    api: Service, sets: list[Corpus], csvs: dict[str, str], repeats: int, codec: CodecPool | None, pillow: bool
 ) -> dict[str, list[Run]]:
-    """Each run follows a codec-limit pass over the same set, when the codec part runs: the ratio is then taken
-    per pair, a minute's drift in the machine's speed moving both sides."""
+    """Each run follows a codec-limit pass (and a Pillow q50 pass with ``pillow``) over the same set, when the codec
+    part runs: the ratios are then taken per run, a minute's drift in the machine's speed moving both sides."""
     results = {}
     for corpus in sets:
         runs = []
         for _ in range(repeats):
             codec_seconds = codec.run(corpus.name) if codec else None
-            runs.append(replace(timed_run(api, csvs[corpus.name], len(corpus.photos)), codec_seconds=codec_seconds))
+            pillow_seconds = codec.run(corpus.name, "pillow_q50") if codec and pillow else None
+            run = timed_run(api, csvs[corpus.name], len(corpus.photos))
+            runs.append(replace(run, codec_seconds=codec_seconds, pillow_seconds=pillow_seconds))
         results[corpus.name] = runs
-        pairs = ", ".join(
-            f"{r.seconds:.2f}" + (f" (codec {r.codec_seconds:.2f})" if r.codec_seconds else "") for r in runs
-        )
-        log(f"  {corpus.name}: {pairs} s")
+        log(f"  {corpus.name}: {', '.join(map(_described, runs))} s")
     return results
+
+
+def _described(run: Run) -> str:
+    passes = [f"codec {run.codec_seconds:.2f}" if run.codec_seconds else ""]
+    passes.append(f"Pillow {run.pillow_seconds:.2f}" if run.pillow_seconds else "")
+    before = ", ".join(p for p in passes if p)
+    return f"{run.seconds:.2f}" + (f" ({before})" if before else "")
 
 
 class Skipped(Exception):
@@ -125,12 +154,12 @@ def section(results: dict[str, Any], name: str) -> Iterator[None]:
         results["errors"][name] = f"{type(exc).__name__}: {exc}"[:300]
 
 
-PARTS = ("codec", "embedded", "status", "fairness", "postgres", "naive", "ingest")
+PARTS = ("codec", "embedded", "quality", "status", "fairness", "postgres", "naive", "ingest")
 
 
 def measure(sizes: Sizes, repeats: int, seed: int, skip_pg: str | None, parts: set[str]) -> dict[str, Any]:
     """``parts`` (a subset of ``PARTS``) picks what runs; ``status`` needs the embedded service but not its
-    end-to-end runs."""
+    end-to-end runs; ``quality`` needs the codec pool and the embedded runs' outputs."""
     cores = os.cpu_count() or 1
     log(f"building the corpus ({sizes.jpegs} JPEGs, mixed set of {sizes.mixed})")
     sets = build(sizes.jpegs, sizes.mixed, seed, scale=sizes.scale)
@@ -143,9 +172,15 @@ def measure(sizes: Sizes, repeats: int, seed: int, skip_pg: str | None, parts: s
             if "codec" not in parts:
                 raise Skipped
             codec = pools.enter_context(CodecPool(list(sets), cores))  # forks: before any thread starts
-            results["codec"] = {c.name: [codec.run(c.name) for _ in range(repeats)] for c in sets}
-            for name, runs in results["codec"].items():
-                log(f"  {name}: {', '.join(f'{r:.2f}' for r in runs)} s")
+            results["codec"], results["pillow"] = {c.name: [] for c in sets}, {c.name: [] for c in sets}
+            # End-to-end runs pair passes of their own; then one up-front pass each is enough to show the drift.
+            upfront = 1 if parts & {"embedded", "postgres"} else repeats
+            for c in sets:
+                for _ in range(upfront):
+                    results["codec"][c.name].append(codec.run(c.name))
+                    results["pillow"][c.name].append(codec.run(c.name, "pillow_q50"))
+                pairs = zip(results["codec"][c.name], results["pillow"][c.name], strict=True)
+                log(f"  {c.name}: {', '.join(f'{s:.2f} (Pillow {p:.2f})' for s, p in pairs)} s")
         measure_services(results, sizes, repeats, seed, skip_pg, parts, codec)
     return results
 
@@ -177,8 +212,12 @@ def measure_services(
             log(f"  warm-up: {tiny_images} tiny images in {tiny_seconds:.1f} s (includes the worker start)")
             jpeg_rate = 20.0  # a guess, when only the status part runs
             if "embedded" in parts:
-                results["embedded"] = end_to_end(api, list(sets), csvs, repeats, codec)
+                results["embedded"] = end_to_end(api, list(sets), csvs, repeats, codec, pillow=True)
                 jpeg_rate = len(sets[0].photos) / statistics.median(r.seconds for r in results["embedded"]["jpeg"])
+            with section(results, "quality"):
+                if "quality" not in parts or "embedded" not in results or codec is None:
+                    raise Skipped
+                measure_quality(results, api, server, codec, sizes.scored)
             log(f"status latency, {CLIENTS} clients, idle and under load")
             with section(results, "status"):
                 if "status" not in parts:
@@ -200,7 +239,8 @@ def measure_services(
             log("end to end, PostgreSQL + Redis (one API, one worker)")
             with section(results, "postgres_redis"), postgres_redis(root / "cluster", cores) as api:
                 warm_up(api, server, make_image("jpeg", 1, (640, 480)), 4 * cores)
-                results["postgres_redis"] = end_to_end(api, list(sets), csvs, repeats, codec)
+                # No Pillow passes: its row's ratio is against the embedded runs, and PNG optimize costs ~5 s a pass.
+                results["postgres_redis"] = end_to_end(api, list(sets), csvs, repeats, codec, pillow=False)
         else:
             log(f"PostgreSQL + Redis part skipped: {skip_pg}")
         log("naive baseline (one Celery task, requests + Pillow, concurrency 1)")
@@ -218,16 +258,51 @@ def measure_services(
                 log(f"  {rows} rows: {', '.join(f'{r:.2f}' for r in results['ingest'][rows][0])} s")
 
 
+def measure_quality(
+    results: dict[str, Any], api: Service, server: Origin, codec: CodecPool, subset: bench_quality.Subset
+) -> None:
+    """Fetch the last embedded run's outputs of each set and score the fixed subset, with the references."""
+    scored = ", ".join(f"{fmt}: {subset.of(fmt)}" for fmt in subset.every)
+    log(f"quality: outputs of the last embedded runs; SSIMULACRA2 of {scored}")
+    results["outputs"], results["graded"] = {}, {}
+    # Pillow q50's bytes per image, from its last timed pass over each set.
+    results["pillow_bytes"] = {c.name: codec.output_bytes["pillow_q50", c.name] for c in results["sets"]}
+    for corpus in results["sets"]:
+        last = results["embedded"][corpus.name][-1]
+        keep = bench_quality.to_score(corpus, subset)
+        outputs = bench_quality.fetch(api, server, corpus, last.request_id, keep)
+        results["outputs"][corpus.name] = outputs
+        started = time.monotonic()
+        results["graded"][corpus.name] = bench_quality.grade(codec, corpus, outputs)
+        log(f"  {corpus.name}: {len(keep)} images scored in {time.monotonic() - started:.0f} s")
+
+
 def throughput_row(metric: str, corpus: Corpus, runs: list[float], **extra: Any) -> Row:
     seconds = statistics.median(runs)
     unit = f"images/s ({corpus.megapixels / seconds:.0f} MP/s)"
     return Row(metric, len(corpus.photos) / seconds, unit, runs=[len(corpus.photos) / r for r in runs], **extra)
 
 
-def paired_ratio(runs: list[Run]) -> float | None:
-    """The median over runs of end-to-end speed against the codec pass right before it; None without pairs."""
-    ratios = [r.codec_seconds / r.seconds for r in runs if r.codec_seconds]
+def paired_ratio(runs: list[Run], against: str = "codec_seconds") -> float | None:
+    """The median over runs of end-to-end speed against the pass right before it (``codec_seconds`` or
+    ``pillow_seconds``); None without pairs."""
+    ratios = [getattr(r, against) / r.seconds for r in runs if getattr(r, against)]
     return statistics.median(ratios) if ratios else None
+
+
+def pillow_row(results: dict[str, Any], corpus: Corpus) -> Row:
+    """Plain Pillow q50's limit on the set; its ratio is the embedded end to end against it, per pair."""
+    name, cores = corpus.name, results["cores"]
+    embedded = results.get("embedded", {}).get(name, [])
+    paired = [r.pillow_seconds for m in ("embedded", "postgres_redis") for r in results.get(m, {}).get(name, [])]
+    runs = results["pillow"][name] + [s for s in paired if s is not None]
+    row = throughput_row(f"Pillow q50 limit, {name}, {cores} processes", corpus, runs, target="embedded / this")
+    # Per pair where end-to-end runs took both passes back to back; the up-front ones drift apart under load.
+    pairs = [(r.codec_seconds, r.pillow_seconds) for r in embedded if r.codec_seconds and r.pillow_seconds]
+    pairs = pairs or list(zip(results["codec"][name], results["pillow"][name], strict=True))
+    row.unit += f", codec limit {statistics.median(p / c for c, p in pairs):.2f}x this"
+    row.ratio = paired_ratio(embedded, "pillow_seconds")
+    return row
 
 
 def latency_row(label: str, rounds: list[Latencies], goal_ms: float) -> Row:
@@ -254,6 +329,7 @@ def build_rows(results: dict[str, Any], sizes: Sizes, skip_pg: str | None) -> li
             ]
             runs = results["codec"][c.name] + [s for s in paired if s is not None]
             rows.append(throughput_row(f"codec limit, {c.name}, {results['cores']} processes", c, runs))
+        rows.extend(pillow_row(results, c) for c in sets)
     else:
         rows.append(replace(failed, metric="codec limit"))
     for mode, label in (("embedded", "embedded"), ("postgres_redis", "PostgreSQL + Redis")):
@@ -274,6 +350,12 @@ def build_rows(results: dict[str, Any], sizes: Sizes, skip_pg: str | None) -> li
         row = Row(f"first image, {label}", statistics.median(first), "ms after the 202", "<= 300 ms", runs=first)
         row.goal, row.higher_is_better = 300.001, False
         rows.append(row)
+    if "graded" in results:
+        rows += bench_quality.quality_rows(
+            sets, results["outputs"], results["graded"], results["pillow_bytes"], sizes.scored
+        )
+    else:
+        rows.append(replace(failed, metric="output bytes and SSIMULACRA2"))
     for c in sets:
         if "naive" not in results:
             rows.append(replace(failed, metric="naive baseline"))
@@ -344,6 +426,10 @@ def detail(results: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "errors": results["errors"],
         "codec_seconds": results.get("codec"),
+        "pillow_q50_seconds": results.get("pillow"),
+        "output_bytes": {name: o.sizes for name, o in results.get("outputs", {}).items()},
+        "pillow_q50_output_bytes": results.get("pillow_bytes"),
+        "scored": bench_quality.detail(results.get("graded", {})),
         "end_to_end": {
             mode: {name: [r.__dict__ for r in runs] for name, runs in results[mode].items()}
             for mode in ("embedded", "postgres_redis")

@@ -4,26 +4,93 @@ No network, database, queue or disk: what is left is decoding and encoding, the 
 service could reach on this machine. The pool is forked once, before any thread starts, and kept for the whole
 benchmark: the limit is then measured again right before each end-to-end run, so that a machine whose speed
 drifts between minutes (seen on shared VMs) moves both sides of the ratio together.
+
+The same pool times plain Pillow at quality 50 (``pillow_q50``, what most implementations write), so the price
+of the service's smaller outputs shows as a ratio, and scores outputs for ``benchmarks.quality``.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from io import BytesIO
+
+from PIL import Image, ImageOps
 
 from batchpress.processing.compress import compress_image
 from benchmarks.corpus import Corpus
+from benchmarks.quality import displayed
+from benchmarks.ssimulacra2 import score
 
 _FILES: dict[str, list[bytes]] = {}
+
+
+def _save(im: Image.Image, format: str, **params: object) -> bytes:
+    out = BytesIO()
+    im.save(out, format=format, **params)
+    return out.getvalue()
+
+
+def service(data: bytes) -> bytes:
+    return compress_image(data, quality=50).data
+
+
+def pillow_q50(data: bytes) -> bytes:
+    """Plain Pillow: upright, then quality 50 in the input's format; PNG lossless with ``optimize=True``."""
+    with Image.open(BytesIO(data)) as im:
+        fmt = str(im.format)
+        upright = ImageOps.exif_transpose(im)
+    if fmt == "PNG":
+        return _save(upright, "PNG", optimize=True)
+    return _save(upright, fmt, quality=50)
+
+
+def octree_palette(data: bytes) -> bytes:
+    """The PNG output before issue 21: 256 colours by Pillow's fast octree, no dithering, zlib level 6."""
+    with Image.open(BytesIO(data)) as im:
+        im.load()
+        alpha = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
+        rgb = im.convert("RGBA" if alpha else "RGB")
+    palette = rgb.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+    return _save(palette, "PNG", compress_level=6)
+
+
+ENCODERS: dict[str, Callable[[bytes], bytes]] = {"service": service, "pillow_q50": pillow_q50}
 
 
 def _load(files: dict[str, list[bytes]]) -> None:
     _FILES.update(files)
 
 
-def _compress(job: tuple[str, int]) -> int:
-    name, index = job
-    return len(compress_image(_FILES[name][index], quality=50).data)
+def _compress(job: tuple[str, str, int]) -> tuple[int, int]:
+    encoder, name, index = job
+    return index, len(ENCODERS[encoder](_FILES[name][index]))
+
+
+@dataclass(frozen=True)
+class Graded:
+    """One image's outputs against its source: bytes and SSIMULACRA2 per encoder."""
+
+    index: int
+    format: str  # the source's
+    bytes: dict[str, int]
+    scores: dict[str, float]
+
+
+def _grade(job: tuple[str, int, bytes]) -> Graded:
+    """The service's output (from the end-to-end run) and the references on one image, all scored."""
+    name, index, output = job
+    source = _FILES[name][index]
+    with Image.open(BytesIO(source)) as im:
+        fmt = str(im.format)
+    # Pillow's PNG is lossless: it shows the source's own pixels, 100 by definition; encoding it again costs ~0.5 s.
+    references = {"octree_palette": octree_palette} if fmt == "PNG" else {"pillow_q50": pillow_q50}
+    outputs = {"service": output, **{key: encode(source) for key, encode in references.items()}}
+    shown = displayed(source)
+    scores = {key: score(shown, displayed(data)) for key, data in outputs.items()}
+    return Graded(index, fmt, {key: len(data) for key, data in outputs.items()}, scores)
 
 
 class CodecPool:
@@ -31,18 +98,30 @@ class CodecPool:
 
     def __init__(self, sets: list[Corpus], processes: int) -> None:
         self.sizes = {c.name: len(c.photos) for c in sets}
+        # The last pass's output bytes per image, by (encoder, set).
+        self.output_bytes: dict[tuple[str, str], list[int]] = {}
         files = {c.name: [p.data for p in c.photos] for c in sets}
         self._pool = multiprocessing.get_context("fork").Pool(processes, initializer=_load, initargs=(files,))
-        # One image per process first, so imports and the codecs' first-call set-up are not timed.
+        # One image per process and encoder first, so imports and the codecs' first-call set-up are not timed.
         first = next(iter(self.sizes))
-        self._pool.map(_compress, [(first, i % self.sizes[first]) for i in range(processes)], chunksize=1)
+        warm = [(encoder, first, i % self.sizes[first]) for encoder in ENCODERS for i in range(processes)]
+        self._pool.map(_compress, warm, chunksize=1)
 
-    def run(self, name: str) -> float:
-        """Seconds to compress the whole set once."""
+    def run(self, name: str, encoder: str = "service") -> float:
+        """Seconds to compress the whole set once with ``encoder`` (a key of ``ENCODERS``)."""
+        sizes = [0] * self.sizes[name]
         started = time.perf_counter()
-        for _ in self._pool.imap_unordered(_compress, [(name, i) for i in range(self.sizes[name])], chunksize=1):
-            pass
-        return time.perf_counter() - started
+        jobs = [(encoder, name, i) for i in range(self.sizes[name])]
+        for index, size in self._pool.imap_unordered(_compress, jobs, chunksize=1):
+            sizes[index] = size
+        seconds = time.perf_counter() - started
+        self.output_bytes[encoder, name] = sizes
+        return seconds
+
+    def grade(self, name: str, outputs: dict[int, bytes]) -> list[Graded]:
+        """Score the service's ``outputs`` (by index into set ``name``) and the references on the same images."""
+        jobs = [(name, index, data) for index, data in sorted(outputs.items())]
+        return self._pool.map(_grade, jobs, chunksize=1)
 
     def close(self) -> None:
         self._pool.terminate()

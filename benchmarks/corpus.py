@@ -1,10 +1,12 @@
 """The benchmark's images: scikit-image's real photos (through ``tests.support.photos``) cropped and rescaled to
 product-photo sizes, generated at run time from a seed and never committed.
 
-Two sets share their JPEGs: ``jpeg`` (JPEG only) and ``mixed`` (about 70 % JPEG, 15 % PNG, 15 % WebP). JPEGs are
-mostly 1-4 MP with a fifth of them 4-12 MP. PNGs (half with an alpha cut-out) are 0.25-0.6 MP and WebPs 0.5-2 MP,
-web-sized as those formats usually are; larger PNGs would blow the time budget, as the naive baseline's PNG
-``optimize=True`` (zlib level 9) took 0.6 s for 0.5 MP and 2.2 s for 1 MP here.
+Two sets share their JPEGs: ``jpeg`` (JPEG only) and ``mixed`` (about 70 % JPEG, 15 % PNG, 15 % WebP). The JPEGs
+are a web mix (``WEB_MIX``): sources of quality 75-95, about 15 % progressive, a tenth EXIF-rotated, some grey and
+CMYK (with and without a profile), some 4:4:4 and some sRGB-tagged; a fifth are 0.3-1 MP, three fifths 1-4 MP and
+a fifth 4-12 MP. PNGs (half with an alpha cut-out) are 0.25-0.6 MP and WebPs 0.5-2 MP, web-sized as those formats
+usually are; larger PNGs would blow the time budget, as the naive baseline's PNG ``optimize=True`` (zlib level 9)
+took 0.6 s for 0.5 MP and 2.2 s for 1 MP here.
 """
 
 from __future__ import annotations
@@ -15,22 +17,46 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from io import BytesIO
+from typing import TypeVar
 
 from PIL import Image
 
 from benchmarks.origin import Origin
-from tests.support.photos import make_image
+from tests.support.photos import JpegStyle, make_image, photo, web_jpeg
 
 ASPECTS = (4 / 3, 3 / 4, 1.0, 3 / 2, 2 / 3, 16 / 9)
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Spec:
     kind: str  # a tests.support.photos kind
     index: int  # which source photo (and which frame of variety)
-    size: tuple[int, int]
+    size: tuple[int, int]  # as displayed, after EXIF orientation
+    style: JpegStyle | None = None  # a web JPEG of this style instead of ``kind``
+
+    @property
+    def label(self) -> str:
+        return f"jpeg-{self.style.label}" if self.style else self.kind
+
+
+@dataclass(frozen=True)
+class WebMix:
+    """Shares of the web's JPEGs, drawn independently per image (colours: the rest is RGB)."""
+
+    progressive: float = 0.15
+    orientations: tuple[tuple[int, float], ...] = ((6, 0.05), (8, 0.03), (3, 0.02))
+    colours: tuple[tuple[str, float], ...] = (("grey", 0.06), ("cmyk", 0.03), ("cmyk_icc", 0.03))
+    subsampling_444: float = 0.2  # of colour images
+    srgb_tagged: float = 0.25  # of RGB images
+    quality: tuple[int, int] = (75, 95)
+    sizes: tuple[tuple[tuple[float, float], float], ...] = (((0.3, 1.0), 0.2), ((4.0, 12.0), 0.2))  # MP
+    usual_size: tuple[float, float] = (1.0, 4.0)
+
+
+WEB_MIX = WebMix()
 
 
 @dataclass(frozen=True)
@@ -38,8 +64,9 @@ class Photo:
     path: str  # where the origin serves it
     format: str  # "JPEG" | "PNG" | "WEBP"
     data: bytes
-    width: int
+    width: int  # as displayed
     height: int
+    style: JpegStyle | None = None  # how a web JPEG was written
 
     @property
     def megapixels(self) -> float:
@@ -63,7 +90,22 @@ class Corpus:
             "input_megabytes": round(sum(len(p.data) for p in self.photos) / 1e6, 1),
             "by_format": {f: sum(p.format == f for p in self.photos) for f in formats},
             "largest_megapixels": round(max(p.megapixels for p in self.photos), 1),
+            "jpeg_styles": self.jpeg_styles(),
         }
+
+    def jpeg_styles(self) -> dict[str, int]:
+        """How many of the web JPEGs have each trait."""
+        styles = [p.style for p in self.photos if p.style is not None]
+        traits = {
+            "progressive": lambda s: s.progressive,
+            "exif-rotated": lambda s: s.orientation != 1,
+            "grey": lambda s: s.colour == "grey",
+            "cmyk": lambda s: s.colour == "cmyk",
+            "cmyk+icc": lambda s: s.colour == "cmyk_icc",
+            "4:4:4": lambda s: s.subsampling == "4:4:4",
+            "srgb-tagged": lambda s: s.srgb_tagged,
+        }
+        return {name: sum(map(trait, styles)) for name, trait in traits.items()}
 
 
 def _size(rng: random.Random, low_mp: float, high_mp: float) -> tuple[int, int]:
@@ -73,14 +115,35 @@ def _size(rng: random.Random, low_mp: float, high_mp: float) -> tuple[int, int]:
     return width, round(width / aspect)
 
 
+def _pick(rng: random.Random, shares: tuple[tuple[T, float], ...], rest: T) -> T:
+    draw, total = rng.random(), 0.0
+    for value, share in shares:
+        total += share
+        if draw < total:
+            return value
+    return rest
+
+
+def web_jpeg_spec(rng: random.Random, index: int, scale: float, mix: WebMix = WEB_MIX) -> Spec:
+    low, high = _pick(rng, mix.sizes, mix.usual_size)
+    size = _size(rng, low * scale, high * scale)
+    colour = _pick(rng, mix.colours, "rgb")
+    style = JpegStyle(
+        quality=rng.randint(*mix.quality),
+        progressive=rng.random() < mix.progressive,
+        orientation=_pick(rng, mix.orientations, 1),
+        colour=colour,
+        subsampling="4:4:4" if colour != "grey" and rng.random() < mix.subsampling_444 else "4:2:0",
+        srgb_tagged=colour == "rgb" and rng.random() < mix.srgb_tagged,
+    )
+    return Spec("jpeg", index, size, style)
+
+
 def plan(jpegs: int, mixed: int, seed: int, *, scale: float = 1.0) -> tuple[list[Spec], list[Spec]]:
     """Specs of the JPEG set and of the extra PNGs and WebPs of the mixed set. ``scale`` shrinks every image
     (by area) for smoke runs."""
     rng = random.Random(seed)  # noqa: S311 (a reproducible corpus, not a secret)
-    jpeg_specs = []
-    for i in range(jpegs):
-        low, high = (4.0, 12.0) if rng.random() < 0.2 else (1.0, 4.0)
-        jpeg_specs.append(Spec("jpeg", i, _size(rng, low * scale, high * scale)))
+    jpeg_specs = [web_jpeg_spec(rng, i, scale) for i in range(jpegs)]
     others = []
     pngs = round(mixed * 0.15)
     webps = round(mixed * 0.15)
@@ -92,13 +155,15 @@ def plan(jpegs: int, mixed: int, seed: int, *, scale: float = 1.0) -> tuple[list
 
 
 def _render(spec: Spec) -> bytes:
+    if spec.style is not None:
+        return web_jpeg(photo(spec.index, spec.size), spec.style)
     return make_image(spec.kind, spec.index, spec.size)
 
 
 def _photo(spec: Spec, data: bytes, number: int) -> Photo:
     with Image.open(BytesIO(data)) as im:
         fmt = str(im.format)
-    return Photo(f"/corpus/{number:04d}-{spec.kind}.{EXTENSIONS[fmt]}", fmt, data, *spec.size)
+    return Photo(f"/corpus/{number:04d}-{spec.label}.{EXTENSIONS[fmt]}", fmt, data, *spec.size, spec.style)
 
 
 def build(jpegs: int, mixed: int, seed: int, *, scale: float = 1.0) -> tuple[Corpus, Corpus]:

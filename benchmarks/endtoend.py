@@ -47,7 +47,9 @@ class Run:
     first_image_seconds: float  # from the upload's 202 to the first poll that shows processed >= 1
     processed: int
     seen_seconds: float  # from the 202 to the first status poll that showed the terminal status
+    request_id: str = ""
     codec_seconds: float | None = None  # the codec limit's pass over the same set right before this run
+    pillow_seconds: float | None = None  # plain Pillow quality 50's pass over the same set, also right before
 
 
 def upload(base_url: str, csv_text: str) -> tuple[str, float, float]:
@@ -86,7 +88,20 @@ def timed_run(api: Service, csv_text: str, images: int, timeout: float = 600) ->
     # A tiny batch can finish before its 202 reaches this client; it took at least the time since it was stored.
     stored_for = finished_at - dt.datetime.fromisoformat(status["created_at"]).timestamp()
     finished = max(finished_at - answered_at, stored_for, 1e-6)
-    return Run(min(finished, seen), first if first is not None else seen, images, seen)
+    return Run(min(finished, seen), first if first is not None else seen, images, seen, request_id)
+
+
+def output_urls(api: Service, request_id: str) -> dict[str, str | None]:
+    """Input URL -> output URL (None where the image failed) of every image of a request, page by page."""
+    found: dict[str, str | None] = {}
+    offset: int | None = 0
+    with httpx.Client(base_url=api.base_url, timeout=60) as client:
+        while offset is not None:
+            page = client.get(f"/api/status/{request_id}/", params={"offset": offset}).json()
+            for product in page["products"]:
+                found.update(zip(product["input_image_urls"], product["output_image_urls"], strict=True))
+            offset = page["next_offset"]
+    return found
 
 
 def warm_up(api: Service, server: Origin, jpeg: bytes, images: int) -> None:

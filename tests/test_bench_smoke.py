@@ -33,12 +33,17 @@ def test_quick_benchmark_prints_the_table_and_writes_the_json(tmp_path: Path) ->
     report = json.loads(out.read_text())
     metrics = {row["metric"] for row in report["rows"]}
     assert {"end to end, embedded, jpeg", "end to end, embedded, mixed"} <= metrics
-    assert all(row["value"] is None or row["value"] > 0 for row in report["rows"])
+    assert {"JPEG: bytes, Pillow q50", "WEBP: SSIMULACRA2, Pillow q50"} <= metrics
+    assert any(metric.startswith("Pillow q50 limit, jpeg") for metric in metrics)
+    scores = [row["value"] for row in report["rows"] if "SSIMULACRA2, service (" in row["metric"]]
+    assert len(scores) == 3  # JPEG, PNG and WebP outputs of the end-to-end runs
+    assert all(30 < score < 100 for score in scores)
+    assert all(row["value"] is None or row["value"] > 0 for row in report["rows"] if row["unit"] != "points")
     assert report["machine"]["cores"] >= 1
     # Each end-to-end run follows a codec pass over the same set, which its ratio is taken against.
     runs = report["detail"]["end_to_end"]["embedded"]["jpeg"]
     assert runs
-    assert all(run["codec_seconds"] > 0 for run in runs)
+    assert all(run["codec_seconds"] > 0 and run["pillow_seconds"] > 0 for run in runs)
     assert all(0 < run["seconds"] <= run["seen_seconds"] for run in runs)
 
 

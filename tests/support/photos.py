@@ -8,12 +8,15 @@ the installed package with Pillow (``skimage.data`` fetchers may try the network
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 
 import numpy as np
 import skimage
 from PIL import Image, ImageCms, ImageOps
+
+from tests.support.cmyk_icc import cmyk_icc, to_cmyk
 
 _DATA_DIR = Path(skimage.__file__).parent / "data"
 _SOURCES = ("coffee.png", "chelsea.png", "astronaut.png", "rocket.jpg", "motorcycle_left.png")
@@ -35,7 +38,9 @@ KINDS = (
     "progressive_jpeg",
     "exif_rotated_jpeg",
     "cmyk_jpeg",
+    "cmyk_icc_jpeg",
     "grayscale_jpeg",
+    "jpeg_444",
     "jpeg_with_metadata",
     "png",
     "png_alpha",
@@ -88,6 +93,50 @@ def _save(im: Image.Image, format: str, **params: object) -> bytes:
     return out.getvalue()
 
 
+# What each EXIF orientation asks a viewer to do, undone: the pixels as a camera would have stored them.
+_STORED = {3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}
+
+
+@dataclass(frozen=True)
+class JpegStyle:
+    """How a JPEG found on the web was written."""
+
+    quality: int = 95
+    progressive: bool = False
+    orientation: int = 1  # EXIF; 3, 6 and 8 store the pixels turned, for viewers to turn back
+    colour: str = "rgb"  # "rgb" | "grey" | "cmyk" (no profile) | "cmyk_icc" (tests.support.cmyk_icc's profile)
+    subsampling: str = "4:2:0"  # or "4:4:4"; grey has none
+    srgb_tagged: bool = False  # RGB only: carries an sRGB ICC profile, as Photoshop's exports do
+
+    @property
+    def label(self) -> str:
+        """A short name for file paths, e.g. ``q82-prog-o6-cmyk_icc-444``."""
+        parts = [f"q{self.quality}", "prog" if self.progressive else "", f"o{self.orientation}"]
+        parts += [self.colour, "444" if self.subsampling == "4:4:4" else "", "srgb" if self.srgb_tagged else ""]
+        return "-".join(p for p in parts if p and p != "o1")
+
+
+def web_jpeg(im: Image.Image, style: JpegStyle) -> bytes:
+    """``im`` (as displayed, RGB) written as a JPEG of ``style``."""
+    params: dict[str, object] = {"quality": style.quality, "progressive": style.progressive}
+    if style.colour == "grey":
+        im = im.convert("L")
+    elif style.colour == "cmyk":
+        im = im.convert("CMYK")
+    elif style.colour == "cmyk_icc":
+        im, params["icc_profile"] = to_cmyk(im), cmyk_icc()
+    if style.colour != "grey":
+        params["subsampling"] = style.subsampling
+    if style.srgb_tagged and style.colour == "rgb":
+        params["icc_profile"] = srgb_icc()
+    if style.orientation != 1:
+        im = im.transpose(_STORED[style.orientation])
+        exif = Image.Exif()
+        exif[0x0112] = style.orientation
+        params["exif"] = exif
+    return _save(im, "JPEG", **params)
+
+
 def make_image(kind: str, index: int = 0, size: tuple[int, int] = (640, 480)) -> bytes:
     """Encoded bytes of one test image; ``size`` is the size a viewer displays, after EXIF rotation."""
     im = photo(index, size)
@@ -104,8 +153,12 @@ def make_image(kind: str, index: int = 0, size: tuple[int, int] = (640, 480)) ->
         return _save(stored, "JPEG", quality=95, exif=exif)
     if kind == "cmyk_jpeg":
         return _save(im.convert("CMYK"), "JPEG", quality=95)
+    if kind == "cmyk_icc_jpeg":
+        return web_jpeg(im, JpegStyle(colour="cmyk_icc"))
     if kind == "grayscale_jpeg":
         return _save(im.convert("L"), "JPEG", quality=95)
+    if kind == "jpeg_444":
+        return web_jpeg(im, JpegStyle(subsampling="4:4:4"))
     if kind == "jpeg_with_metadata":
         exif = Image.Exif()
         exif[0x010F] = "CameraMaker"  # Make
