@@ -40,8 +40,8 @@ from batchpress.processing.compress import compress_image
 from batchpress.processing.encode import Effort
 from batchpress.processing.jpeg_small import jpegli_quality
 from benchmarks.corpus import Photo, build
+from benchmarks.quality import score_bytes
 from benchmarks.report import machine
-from benchmarks.ssimulacra2 import score
 
 Encode = Callable[[bytes], bytes | None]  # None: the candidate only decodes
 
@@ -316,18 +316,9 @@ def time_group(name: str, photos: list[Photo], candidates: list[Candidate], repe
     return results
 
 
-def _shown(data: bytes) -> Image.Image:
-    """Decoded and upright, over white if it has alpha: what a product page shows."""
-    im = ImageOps.exif_transpose(_open(data))
-    if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
-        rgba = im.convert("RGBA")
-        return Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
-    return im.convert("RGB")
-
-
 def judge(result: Result, inputs: list[bytes], outputs: list[bytes]) -> None:
     result.size_ratio = sum(map(len, outputs)) / sum(map(len, inputs))
-    result.scores = [score(_shown(data), _shown(out)) for data, out in zip(inputs, outputs, strict=True)]
+    result.scores = [score_bytes(data, out) for data, out in zip(inputs, outputs, strict=True)]
     result.extra["output_bytes"] = [len(out) for out in outputs]
 
 
