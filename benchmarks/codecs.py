@@ -34,7 +34,7 @@ import oxipng
 import pyjpegli
 import pyvips
 import simplejpeg
-from PIL import Image
+from PIL import Image, ImageOps
 
 from batchpress.processing.compress import compress_image
 from batchpress.processing.encode import Effort
