@@ -33,7 +33,6 @@ import numpy as np
 import oxipng
 import pyjpegli
 import pyvips
-import simplejpeg
 from PIL import Image, ImageOps
 
 from batchpress.processing.compress import compress_image
@@ -156,18 +155,6 @@ def _vips_mozjpeg(quality: int) -> Encode:
     )
 
 
-def _simplejpeg_decode(data: bytes) -> None:
-    simplejpeg.decode_jpeg(data, colorspace="RGB")
-
-
-def _simplejpeg(fast: bool) -> Encode:
-    def run(data: bytes) -> bytes:
-        pixels = simplejpeg.decode_jpeg(data, colorspace="RGB", fastdct=fast, fastupsample=fast)
-        return bytes(simplejpeg.encode_jpeg(pixels, quality=50, colorspace="RGB", colorsubsampling="420", fastdct=fast))
-
-    return run
-
-
 def _vips_jpeg(optimize: bool) -> Encode:
     return lambda data: bytes(_vips_pixels(data).jpegsave_buffer(Q=50, optimize_coding=optimize, keep="none"))
 
@@ -236,8 +223,6 @@ CANDIDATES: dict[str, list[Candidate]] = {
         Candidate("mozjpeg trellis Q=60 (libvips)", _vips_mozjpeg(60)),
         VIPS_DECODE,
         Candidate("pyvips jpegsave Q=50 optimize_coding", _vips_jpeg(optimize=True)),
-        Candidate("simplejpeg decode only", _simplejpeg_decode),
-        Candidate("simplejpeg Q=50 4:2:0", _simplejpeg(fast=False)),
     ],
     "PNG": [
         Candidate(OCTREE, _octree(then_oxipng=False)),
