@@ -17,9 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from io import BytesIO
 
-from PIL import Image, ImageOps
+from PIL import Image
 
 from batchpress.processing.compress import compress_image
+from batchpress.processing.decode import decode
+from batchpress.processing.encode import icc_for
 from benchmarks.corpus import Corpus
 from benchmarks.quality import displayed
 from benchmarks.ssimulacra2 import score
@@ -38,13 +40,15 @@ def service(data: bytes) -> bytes:
 
 
 def pillow_q50(data: bytes) -> bytes:
-    """Plain Pillow: upright, then quality 50 in the input's format; PNG lossless with ``optimize=True``."""
-    with Image.open(BytesIO(data)) as im:
-        fmt = str(im.format)
-        upright = ImageOps.exif_transpose(im)
+    """Plain Pillow at quality 50 (4:2:0, standard tables) in the input's format, of the same pixels the service
+    encodes: upright, CMYK through its profile, grey kept, the colour profile written; PNG lossless with
+    ``optimize=True``. Left as CMYK, a CMYK JPEG would be a different file for browsers that draw it wrongly."""
+    with Image.open(BytesIO(data)) as opened:
+        fmt = str(opened.format)
+        pixels, icc = decode(opened, data)
     if fmt == "PNG":
-        return _save(upright, "PNG", optimize=True)
-    return _save(upright, fmt, quality=50)
+        return _save(pixels, "PNG", optimize=True)
+    return _save(pixels, fmt, quality=50, icc_profile=icc_for(pixels.mode, icc))
 
 
 def octree_palette(data: bytes) -> bytes:
