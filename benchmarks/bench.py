@@ -459,7 +459,7 @@ def detail(results: dict[str, Any]) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny corpus, 1 repeat, no PostgreSQL/Redis part")
-    parser.add_argument("--repeats", type=int, help="runs per figure (default 3, or 1 with --quick)")
+    parser.add_argument("--repeats", type=int, help="runs per figure (default 2, or 1 with --quick)")
     parser.add_argument("--jpegs", type=int, help=f"images in the JPEG set (default {FULL.jpegs})")
     parser.add_argument("--mixed", type=int, help=f"images in the mixed set (default {FULL.mixed})")
     parser.add_argument("--seed", type=int, default=20260101)
@@ -468,7 +468,8 @@ def main() -> None:
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
     sizes = replace(sizes, jpegs=args.jpegs or sizes.jpegs, mixed=args.mixed or sizes.mixed)
-    repeats = args.repeats or (1 if args.quick else 3)
+    # Two runs a figure keeps the whole under 10 minutes at the default effort, whose codec is ~4x slower per image.
+    repeats = args.repeats or (1 if args.quick else 2)
     info = machine()
     skip_pg = "--quick" if args.quick else postgres_redis_reason()
 

@@ -52,23 +52,25 @@ class Run:
     pillow_seconds: float | None = None  # plain Pillow quality 50's pass over the same set, also right before
 
 
-def upload(base_url: str, csv_text: str) -> tuple[str, float, float]:
-    """POST the CSV; returns the request id and the monotonic and wall-clock times the 202 arrived."""
+def upload(base_url: str, csv_text: str, effort: str | None = None) -> tuple[str, float, float]:
+    """POST the CSV (at the service's default effort unless given); returns the request id and the monotonic and
+    wall-clock times the 202 arrived."""
     files = {"file": ("products.csv", csv_text.encode(), "text/csv")}
-    response = httpx.post(f"{base_url}/api/upload/", files=files, timeout=120)
+    fields = {"effort": effort} if effort else {}
+    response = httpx.post(f"{base_url}/api/upload/", files=files, data=fields, timeout=120)
     answered, answered_at = time.monotonic(), time.time()
     if response.status_code != 202:
         raise RuntimeError(f"upload answered {response.status_code}: {response.text[:300]}")
     return str(response.json()["request_id"]), answered, answered_at
 
 
-def timed_run(api: Service, csv_text: str, images: int, timeout: float = 600) -> Run:
+def timed_run(api: Service, csv_text: str, images: int, timeout: float = 600, effort: str | None = None) -> Run:
     """Upload, poll every 20 ms until the first image is done, then every 0.25 s (with limit=1) until terminal.
 
     The batch's time ends at the ``finished_at`` the service stamps when it finishes the request (same machine,
     same clock): the poll that then sees it comes up to 0.25 s later, a delay of the benchmark's own polling.
     """
-    request_id, answered, answered_at = upload(api.base_url, csv_text)
+    request_id, answered, answered_at = upload(api.base_url, csv_text, effort)
     first: float | None = None
     with httpx.Client(base_url=api.base_url, timeout=30) as client:
         while True:

@@ -30,6 +30,8 @@ from tests.support.servers import Service
 SMALL_IMAGES = 3
 GOAL_SECONDS = 2.0
 GOAL_THROUGHPUT = 0.95
+# Turns, not codecs, are measured here: at the default effort the 1,440-image batch would take ~4x as long.
+FAIR_EFFORT = "fast"
 
 
 @dataclass
@@ -75,14 +77,14 @@ def beside_small_requests(
     """Upload the large batch, then ``tries`` small requests a second apart; returns the large batch's seconds and
     each small request's."""
     csvs = [small_csv(server, photo) for _ in range(tries)]
-    large_id, answered, answered_at = upload(api.base_url, large_csv)
+    large_id, answered, answered_at = upload(api.base_url, large_csv, effort=FAIR_EFFORT)
     small: list[float] = [0.0] * tries
     errors: list[BaseException] = []
 
     def one(index: int) -> None:
         try:
             time.sleep(max(0.0, answered + 1.0 + index - time.monotonic()))
-            request_id, _, at = upload(api.base_url, csvs[index])
+            request_id, _, at = upload(api.base_url, csvs[index], effort=FAIR_EFFORT)
             with httpx.Client(base_url=api.base_url, timeout=30) as client:
                 small[index] = finished_after(client, request_id, at, every=0.05)
         except BaseException as exc:  # reported below, in the benchmark's thread
@@ -108,7 +110,7 @@ def fair_share(api: Service, server: Origin, corpus: Corpus, *, copies: int, tri
     photo = make_image("jpeg", 7, (800, 600))
     result = FairShare(len(urls))
     for _ in range(rounds):
-        result.alone_seconds.append(timed_run(api, large_csv, len(urls), timeout=900).seconds)
+        result.alone_seconds.append(timed_run(api, large_csv, len(urls), timeout=900, effort=FAIR_EFFORT).seconds)
         large, small = beside_small_requests(api, server, large_csv, photo, tries)
         result.beside_seconds.append(large)
         result.small_seconds.extend(small)
