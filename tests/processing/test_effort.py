@@ -6,22 +6,14 @@ from __future__ import annotations
 from io import BytesIO
 
 import pytest
-from PIL import Image, ImageOps
+from PIL import Image
 
 from batchpress.processing.compress import compress_image
 from benchmarks.ssimulacra2 import score
+from tests.support.looks import shown
 from tests.support.photos import make_image, photo_rgba, srgb_icc
 
 SIZES = {1: (800, 600), 3: (600, 800)}
-
-
-def shown(data: bytes) -> Image.Image:
-    """Upright, CMYK turned RGB, alpha over white: what a product page shows."""
-    im = ImageOps.exif_transpose(Image.open(BytesIO(data)))
-    if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
-        rgba = im.convert("RGBA")
-        return Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
-    return im if im.mode == "L" else im.convert("RGB")
 
 
 def pillow(im: Image.Image, format: str, **params: object) -> bytes:
