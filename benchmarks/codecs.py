@@ -310,8 +310,11 @@ def time_group(name: str, photos: list[Photo], candidates: list[Candidate], repe
 
 def judge(result: Result, inputs: list[bytes], outputs: list[bytes]) -> None:
     result.size_ratio = sum(map(len, outputs)) / sum(map(len, inputs))
-    result.scores = [score_bytes(data, out) for data, out in zip(inputs, outputs, strict=True)]
     result.extra["output_bytes"] = [len(out) for out in outputs]
+    try:
+        result.scores = [score_bytes(data, out) for data, out in zip(inputs, outputs, strict=True)]
+    except ValueError as exc:  # a candidate that drops the EXIF orientation turns images sideways: no score
+        result.extra["not_scored"] = str(exc)
 
 
 def relate(reference: Result, results: list[Result]) -> None:
@@ -410,7 +413,9 @@ def main() -> None:
     for name, photos in groups(jpeg_set.photos, mixed_set.photos).items():
         if name in args.only and photos:
             print(f"[codecs] {name}: {len(photos)} images, {repeats} repeats", file=sys.stderr, flush=True)
-            results.extend(time_group(name, photos, CANDIDATES[name], repeats))
+            group = time_group(name, photos, CANDIDATES[name], repeats)
+            print(table(group), flush=True)  # each group as it ends: a long run keeps what it measured
+            results.extend(group)
     info = {**versions(), "load_average_at_end": [round(x, 2) for x in os.getloadavg()]}
     info["load_average_at_start"] = [round(x, 2) for x in load_before]
 
