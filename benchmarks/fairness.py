@@ -30,7 +30,7 @@ from tests.support.servers import Service
 SMALL_IMAGES = 3
 GOAL_SECONDS = 2.0
 GOAL_THROUGHPUT = 0.95
-# Turns, not codecs, are measured here: at the default effort the 1,440-image batch would take ~4x as long.
+# Turns, not codecs, are measured here: at the default effort its large batch would take ~4x as long.
 FAIR_EFFORT = "fast"
 
 
