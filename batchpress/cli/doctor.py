@@ -68,6 +68,28 @@ def simplejpeg_check() -> Check:
     return Check("simplejpeg", True, f"simplejpeg {simplejpeg.__version__}")
 
 
+# The encoders of effort "max" (docs/performance.md): the check's name, import name, distribution and role.
+_SMALLEST_ENCODERS = (
+    ("jpegli", "pyjpegli", "pyjpegli", "colour JPEGs"),
+    ("mozjpeg", "mozjpeg_lossless_optimization", "mozjpeg-lossless-optimization", "lossless JPEG rewrite"),
+    ("oxipng", "oxipng", "pyoxipng", "PNG recompression"),
+)
+
+
+def smallest_encoder_checks() -> Iterator[Check]:
+    """The encoders behind the default ``effort=max``: a missing one fails every image that needs it."""
+    import importlib
+    import importlib.metadata
+
+    for name, module, dist, role in _SMALLEST_ENCODERS:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            yield Check(name, False, f"cannot import {module} ({role}): {first_line(exc)}", f"pip install {dist}")
+            continue
+        yield Check(name, True, f"{dist} {importlib.metadata.version(dist)} ({role})")
+
+
 def settings_lines(settings: Settings) -> list[str]:
     """The effective settings worth seeing, never a secret."""
     storage = (
@@ -197,7 +219,7 @@ def show(check: Check) -> None:
 
 def run_checks() -> int:
     """Print every check; 0 when all pass, 1 otherwise."""
-    results = [*pillow_checks(), simplejpeg_check()]
+    results = [*pillow_checks(), simplejpeg_check(), *smallest_encoder_checks()]
     for check in results:
         show(check)
     try:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import simplejpeg
 
-from batchpress.cli.doctor import simplejpeg_check
+from batchpress.cli.doctor import simplejpeg_check, smallest_encoder_checks
 from tests.cli.test_client import batchpress
 from tests.support.cluster import postgres_admin_url
 from tests.support.servers import free_port
@@ -19,9 +19,19 @@ def test_doctor_passes_on_a_fresh_data_dir(tmp_path: Path) -> None:
     run = batchpress("doctor", cwd=tmp_path, BATCHPRESS_DATA_DIR=str(tmp_path / "data"))
     assert run.returncode == 0, run.stdout
     assert "FAIL" not in run.stdout
-    for name in ("jpeg", "png", "webp", "simplejpeg", "settings", "database", "broker", "storage", "outbound"):
+    names = ("jpeg", "png", "webp", "simplejpeg", "jpegli", "mozjpeg", "oxipng", "settings", "database", "broker")
+    for name in (*names, "storage", "outbound"):
         assert f"ok    {name}" in run.stdout
     assert f"ok    simplejpeg simplejpeg {simplejpeg.__version__}" in run.stdout
+
+
+def test_doctor_fails_without_an_encoder_of_effort_max(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pyjpegli", None)
+    checks = {check.name: check for check in smallest_encoder_checks()}
+    assert not checks["jpegli"].ok
+    assert checks["jpegli"].fix == "pip install pyjpegli"
+    assert checks["mozjpeg"].ok
+    assert checks["oxipng"].ok
 
 
 def test_doctor_fails_without_simplejpeg(monkeypatch: pytest.MonkeyPatch) -> None:
