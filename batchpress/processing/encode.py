@@ -11,8 +11,8 @@ from batchpress.processing.decode import has_alpha, icc_space
 from batchpress.processing.formats import Effort
 from batchpress.processing.jpeg_small import SMALLEST_MAX_PIXELS, small_jpeg
 
-# libwebp's slowest method: past this many pixels one image's CPU budget would not cover it. With alpha it took
-# ~25x method 4's time for the alpha plane, so images with alpha keep method 4 (docs/performance.md).
+# libwebp's slowest method: past this many pixels one image's CPU budget would not cover it. With alpha its cost is
+# almost all on the alpha plane, for little, so images with alpha keep method 4 (docs/performance.md).
 WEBP_SLOWEST_MAX_PIXELS = 8_000_000
 
 # Rows flattened at a time: small conversions even for the widest image, few enough bands to cost no time.

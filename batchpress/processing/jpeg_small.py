@@ -22,7 +22,7 @@ from batchpress.processing.jpeg_icc import with_icc
 # (asked quality, jpegli quality) where the worst image's SSIMULACRA2 matched libjpeg's; interpolated between.
 _JPEGLI_QUALITY = ((1, 1), (30, 26), (40, 38), (50, 53), (60, 62), (70, 74), (80, 86), (90, 93))
 JPEGLI_MAX_QUALITY = 90
-# mozjpeg's lossless rewrite holds every DCT coefficient (~6 bytes a pixel) and jpegli wants a packed copy of the
+# mozjpeg's lossless rewrite holds every DCT coefficient and jpegli wants a packed copy of the
 # pixels: past this either would pass a pool process's memory budget, so larger images get libjpeg-turbo's file.
 SMALLEST_MAX_PIXELS = 24_000_000
 

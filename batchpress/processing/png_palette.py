@@ -29,7 +29,7 @@ _GREY_LEVELS_LUT = [round(round(v * 63 / 255) * 255 / 63) for v in range(256)]
 
 def encode_png(im: Image.Image, icc: bytes | None, effort: Effort = "max") -> bytes:
     """Lossy palette PNG, ~0.1-0.25 of the input on photos; at ``effort="max"`` every route's file is then
-    recompressed losslessly by oxipng (``png_optimize.py``): the same pixels in ~8 % fewer bytes.
+    recompressed losslessly by oxipng (``png_optimize.py``): the same pixels in fewer bytes.
 
     - RGB and RGBA photos: 256 colours by fast octree without dithering, 3x faster than median cut and no
       larger. libimagequant (the BSD 2.4 line in libvips) scored higher on most photos but lower on small ones,
