@@ -9,7 +9,7 @@ from PIL import Image
 
 from batchpress.processing.decode import has_alpha, icc_space
 from batchpress.processing.formats import Effort
-from batchpress.processing.jpeg_small import SMALLEST_MAX_PIXELS, small_jpeg
+from batchpress.processing.jpeg_small import small_jpeg
 
 # libwebp's slowest method: past this many pixels one image's CPU budget would not cover it. With alpha its cost is
 # almost all on the alpha plane, for little, so images with alpha keep method 4 (docs/performance.md).
@@ -43,7 +43,7 @@ def encode_jpeg(im: Image.Image, icc: bytes | None, quality: int, effort: Effort
         im = im.convert("L" if im.mode == "1" else "RGB")
     profile = icc_for(im.mode, icc)
     if effort == "max":
-        rgb = im.tobytes() if im.mode == "RGB" and im.width * im.height <= SMALLEST_MAX_PIXELS else None
+        rgb = im.tobytes if im.mode == "RGB" else None
         return small_jpeg(
             rgb, im.size, quality, profile, lambda: save(im, "JPEG", quality=quality, subsampling="4:2:0")
         )

@@ -45,5 +45,5 @@ def recompress_plain_jpeg(opened: Image.Image, data: bytes, quality: int, effort
         )
 
     if effort == "max":
-        return small_jpeg(pixels if colorspace == "RGB" else None, opened.size, quality, profile, plain)
+        return small_jpeg((lambda: pixels) if colorspace == "RGB" else None, opened.size, quality, profile, plain)
     return with_icc(plain(), profile)

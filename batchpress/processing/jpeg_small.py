@@ -36,20 +36,20 @@ def jpegli_quality(quality: int) -> int:
 
 
 def small_jpeg(
-    rgb: bytes | NDArray[np.uint8] | None,
+    rgb: Callable[[], bytes | NDArray[np.uint8]] | None,
     size: tuple[int, int],
     quality: int,
     icc: bytes | None,
     plain: Callable[[], bytes],
 ) -> bytes:
-    """``rgb`` (packed 8-bit RGB rows, or None for grey) through jpegli, else ``plain()`` (libjpeg-turbo at
-    ``quality``, 4:2:0); then mozjpeg's lossless progressive rewrite, and ``icc`` written in. Past
-    ``SMALLEST_MAX_PIXELS`` only ``plain()`` runs, so callers need not make the packed copy for those."""
+    """``rgb()`` (packed 8-bit RGB rows; None for grey) through jpegli, else ``plain()`` (libjpeg-turbo at
+    ``quality``, 4:2:0); then mozjpeg's lossless progressive rewrite, and ``icc`` written in. ``rgb`` is called
+    only when jpegli runs, so a packed copy is made only then."""
     width, height = size
     if width * height > SMALLEST_MAX_PIXELS:
         return with_icc(plain(), icc)
     if rgb is not None and quality <= JPEGLI_MAX_QUALITY:
-        encoded = pyjpegli.encode(rgb, width, height, jpegli_quality(quality))
+        encoded = pyjpegli.encode(rgb(), width, height, jpegli_quality(quality))
     else:
         encoded = plain()
     return with_icc(bytes(mozjpeg_lossless_optimization.optimize(encoded)), icc)
