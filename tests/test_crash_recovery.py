@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, select
 from batchpress.config import Settings
 from batchpress.models import Image
 from tests.conftest import StartService
-from tests.support.photos import make_image
+from tests.support.photos import make_image, tagged
 from tests.support.servers import ImageServer, Route, Service, worker_main
 
 # Few enough to keep the suite quick; a slow origin for half of them keeps every fault mid-batch (checked).
@@ -30,7 +30,12 @@ def batch_csv(image_server: ImageServer) -> str:
         # The second half comes from a slow origin, so the batch is still running when the fault lands.
         delay = 0.5 if serial > IMAGES // 4 else 0
         urls = [
-            image_server.add(f"/crash/{serial}-{k}.jpg", make_image("jpeg", serial + k, (1200, 900)), delay=delay)
+            # Other bytes for each: equal sources would share one output (processing/reuse.py).
+            image_server.add(
+                f"/crash/{serial}-{k}.jpg",
+                tagged(make_image("jpeg", serial + k, (1200, 900)), f"{serial}-{k}"),
+                delay=delay,
+            )
             for k in range(2)
         ]
         lines.append(f'{serial},Item {serial},"{",".join(urls)}"')
@@ -51,7 +56,7 @@ def assert_complete_without_duplicates(service: Service, request_id: str) -> Non
     outputs = [url for p in status["products"] for url in p["output_image_urls"]]
     assert len(outputs) == IMAGES
     assert len(set(outputs)) == IMAGES
-    stored = [p for p in Path(service.data_dir, "images", request_id).iterdir() if p.is_file()]
+    stored = [p for p in Path(service.data_dir, "images", "c").iterdir() if p.is_file()]
     assert len(stored) == IMAGES, "one file per image, no duplicates"
     for url in outputs[:: IMAGES // 10]:
         assert httpx.get(url).status_code == 200

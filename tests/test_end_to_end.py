@@ -108,7 +108,7 @@ def test_batch_is_compressed_end_to_end(start_service: StartService, image_serve
     assert "No hostname was supplied" not in log
 
 
-def test_same_csv_twice_keeps_both_outputs(api: TestClient, context: Context, image_server: ImageServer) -> None:
+def test_same_csv_twice_gives_the_same_output(api: TestClient, context: Context, image_server: ImageServer) -> None:
     url = image_server.add("/twice/a.jpg", make_image("jpeg", 3, (400, 300)))
     csv_text = f"S. No.,Product Name,Input Image Urls\n1,Shoe,{url}\n"
     first, second = (upload_inline(api, csv_text) for _ in range(2))
@@ -118,11 +118,11 @@ def test_same_csv_twice_keeps_both_outputs(api: TestClient, context: Context, im
         status = api.get(f"/api/status/{request_id}/").json()
         assert status["status"] == "completed"
         outputs.append(status["products"][0]["output_image_urls"][0])
-    assert outputs[0] != outputs[1]
-    for output in outputs:
-        served = api.get(output)
-        assert served.status_code == 200
-        assert Image.open(io.BytesIO(served.content)).size == (400, 300)
+    # One content-addressed output, listed by both (tests/test_reuse.py has the rest of reuse).
+    assert outputs[0] == outputs[1]
+    served = api.get(outputs[0])
+    assert served.status_code == 200
+    assert Image.open(io.BytesIO(served.content)).size == (400, 300)
 
 
 def test_status_pages_products_and_rejects_unknown_ids(api: TestClient, image_server: ImageServer) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from batchpress.webhooks.signing import new_secret
 from tests.support.cluster import Cluster, RedisServer, port_open, postgres_admin_url, postgres_database
-from tests.support.photos import make_image
+from tests.support.photos import make_image, tagged
 from tests.support.receiver import Receiver
 from tests.support.servers import ImageServer, Service, image_counts
 
@@ -43,7 +43,12 @@ def big_batch(image_server: ImageServer) -> str:
         # The last third comes from a slow origin, so the batch is still running when the fault lands.
         delay = 1.0 if serial > IMAGES // 3 * 2 // 3 else 0
         urls = [
-            image_server.add(f"/scale/{serial}-{k}.jpg", make_image("jpeg", serial * 3 + k, (800, 600)), delay=delay)
+            # Other bytes for each: equal sources would share one output (processing/reuse.py).
+            image_server.add(
+                f"/scale/{serial}-{k}.jpg",
+                tagged(make_image("jpeg", serial * 3 + k, (800, 600)), f"{serial}-{k}"),
+                delay=delay,
+            )
             for k in range(3)
         ]
         lines.append(f'{serial},Item {serial},"{",".join(urls)}"')
@@ -70,7 +75,7 @@ def check_complete(cluster: Cluster, api: Service, request_id: str, pg_url: str,
     assert image_counts(status) == {"total_images": IMAGES, "processed": IMAGES, "failed": 0, "pending": 0}
     outputs = [url for p in status["products"] for url in p["output_image_urls"]]
     assert len(set(outputs)) == IMAGES
-    stored = [p for p in Path(cluster.env["BATCHPRESS_DATA_DIR"], "images", request_id).iterdir() if p.is_file()]
+    stored = [p for p in Path(cluster.env["BATCHPRESS_DATA_DIR"], "images", "c").iterdir() if p.is_file()]
     assert len(stored) == IMAGES
     for url in outputs[::50]:
         assert httpx.get(url).status_code == 200

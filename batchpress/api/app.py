@@ -5,7 +5,6 @@ import logging
 import mimetypes
 
 from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import SQLAlchemyError
 
 from batchpress import __version__
@@ -13,6 +12,7 @@ from batchpress.api import output_csv, processing_callback, status, upload, webh
 from batchpress.api.auth import ApiKeys
 from batchpress.api.body_limit import BodyLimitMiddleware
 from batchpress.api.errors import install_error_handlers
+from batchpress.api.output_files import OutputFiles
 from batchpress.api.request_id import RequestIdMiddleware
 from batchpress.api.status import StatusReads
 from batchpress.config import Settings
@@ -95,5 +95,5 @@ def create_app(context: Context) -> FastAPI:
 
     if settings.storage == "local":
         settings.images_dir.mkdir(parents=True, exist_ok=True)
-        app.mount("/images", StaticFiles(directory=settings.images_dir), name="images")
+        app.mount("/images", OutputFiles(directory=settings.images_dir), name="images")
     return app

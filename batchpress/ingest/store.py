@@ -65,10 +65,12 @@ def store_request(
     products = BulkInsert(
         conn, _table(Product), ("id", "serial_number", "product_name", "input_image_urls"), {"request_id": request_id}
     )
+    # Ids known up front: an image whose URL appeared earlier in the request names that image (``repeat_of``) and
+    # waits for its result rather than being downloaded and compressed again.
     images = BulkInsert(
         conn,
         _table(Image),
-        ("product_id", "position", "input_url"),
+        ("id", "product_id", "position", "input_url"),
         {
             "request_id": request_id,
             "state": ImageState.PENDING.value,
@@ -77,12 +79,32 @@ def store_request(
             "updated_at": now,
         },
     )
+    repeats = BulkInsert(
+        conn,
+        _table(Image),
+        ("id", "product_id", "position", "input_url", "repeat_of"),
+        {"request_id": request_id, "state": ImageState.WAITING.value, "attempts": 0, "updated_at": now},
+    )
+    first_of: dict[str, int] = {}
     image_count = 0
     for chunk in chunks:
         # Increasing ids in CSV order: the status lists products by id.
         rows = list(zip(reserve_ids(conn, _table(Product), len(chunk)), chunk, strict=True))
         products.run([(pid, r.serial_number, r.product_name, ",".join(r.image_urls)) for pid, r in rows])
-        images.run([(pid, pos, url) for pid, r in rows for pos, url in enumerate(r.image_urls)])
-        image_count += sum(len(r.image_urls) for r in chunk)
+        count = sum(len(r.image_urls) for r in chunk)
+        ids = iter(reserve_ids(conn, _table(Image), count))
+        firsts: list[tuple[int, int, int, str]] = []
+        again: list[tuple[int, int, int, str, int]] = []
+        for pid, r in rows:
+            for pos, url in enumerate(r.image_urls):
+                image_id = next(ids)
+                first = first_of.setdefault(url, image_id)
+                if first == image_id:
+                    firsts.append((image_id, pid, pos, url))
+                else:
+                    again.append((image_id, pid, pos, url, first))
+        images.run(firsts)
+        repeats.run(again)
+        image_count += count
     session.execute(update(ProcessingRequest).where(ProcessingRequest.id == request_id).values(image_count=image_count))
     return request_id

@@ -5,7 +5,7 @@ import enum
 import uuid
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, Uuid
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from batchpress.db.base import Base, utcnow
@@ -19,6 +19,27 @@ class ImageState(enum.StrEnum):
     PROCESSING = "processing"
     DONE = "done"
     FAILED = "failed"
+    # Its URL appeared earlier in its request: it takes that image's result (``repeat_of``) and is never claimed.
+    WAITING = "waiting"
+
+
+class Reuse(enum.StrEnum):
+    """Why an image took an output that already existed instead of compressing its source."""
+
+    REQUEST = "request"  # the same URL earlier in this request
+    ORIGIN = "origin"  # the origin answered 304 to the validators of the last download
+    CONTENT = "content"  # the downloaded bytes and the options matched a stored output
+
+    @property
+    def reason(self) -> str:
+        return _REASONS[self]
+
+
+_REASONS = {
+    Reuse.REQUEST: "same source in this request",
+    Reuse.ORIGIN: "unchanged at origin (304)",
+    Reuse.CONTENT: "same content",
+}
 
 
 class Image(Base):
@@ -31,8 +52,15 @@ class Image(Base):
     __tablename__ = "image"
     __table_args__ = (
         # A claim reads a request's next pending images in id order from it, and the status page's progress
-        # (counts and bytes per state) without reading any image row (docs/performance.md).
-        Index("ix_image_request_state_id", "request_id", "state", "id", "input_bytes", "output_bytes"),
+        # (counts, bytes and reuse per state) without reading any image row (docs/performance.md).
+        Index("ix_image_request_state_bytes", "request_id", "state", "id", "input_bytes", "output_bytes", "reused"),
+        # Deleting a request removes an output only when no other image lists it.
+        Index(
+            "ix_image_output_key",
+            "output_key",
+            sqlite_where=text("output_key IS NOT NULL"),
+            postgresql_where=text("output_key IS NOT NULL"),
+        ),
         Index("ix_image_state_lease", "state", "lease_until"),
     )
 
@@ -56,5 +84,9 @@ class Image(Base):
     download_ms: Mapped[int | None] = mapped_column(Integer, default=None)
     process_ms: Mapped[int | None] = mapped_column(Integer, default=None)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # The first image of the same request with the same URL, whose result this one takes (state ``waiting``).
+    repeat_of: Mapped[int | None] = mapped_column(Integer, default=None)
+    # Why its output is one that already existed (``Reuse``); None when it was compressed for it, or failed.
+    reused: Mapped[str | None] = mapped_column(String(16), default=None)
 
     product: Mapped[Product] = relationship(back_populates="images", lazy="raise")

@@ -40,6 +40,11 @@ class DownloadFailed(Exception):
 class Downloaded:
     url: str
     data: bytes
+    # The origin's validators, for the next download's conditional GET.
+    etag: str | None = None
+    last_modified: str | None = None
+    # The origin answered 304 to the validators sent: ``data`` is empty, the last download's bytes still hold.
+    not_modified: bool = False
 
 
 class HostSlots:
@@ -101,7 +106,11 @@ def make_client(settings: Settings) -> DownloadClient:
     return DownloadClient(settings)
 
 
-def download(client: httpx.Client, url: str, *, max_bytes: int) -> Downloaded:
+def download(
+    client: httpx.Client, url: str, *, max_bytes: int, conditional: dict[str, str] | None = None
+) -> Downloaded:
+    """``conditional``: ``If-None-Match`` / ``If-Modified-Since`` from the last download, sent on every hop; a 304
+    then comes back as ``not_modified``."""
     if not isinstance(client, DownloadClient):
         raise TypeError("download() needs a client from make_client()")
     total = client.total_timeout
@@ -109,7 +118,9 @@ def download(client: httpx.Client, url: str, *, max_bytes: int) -> Downloaded:
     with deadline(give_up_at):
         for attempt in range(TRANSIENT_RETRIES + 1):
             try:
-                return _download_once(client, url, max_bytes=max_bytes, give_up_at=give_up_at)
+                return _download_once(
+                    client, url, max_bytes=max_bytes, give_up_at=give_up_at, conditional=conditional or {}
+                )
             except DownloadFailed as exc:
                 if exc.transient and time.monotonic() >= give_up_at:
                     raise DownloadFailed(
@@ -122,7 +133,9 @@ def download(client: httpx.Client, url: str, *, max_bytes: int) -> Downloaded:
     raise AssertionError("unreachable")
 
 
-def _download_once(client: DownloadClient, url: str, *, max_bytes: int, give_up_at: float) -> Downloaded:
+def _download_once(
+    client: DownloadClient, url: str, *, max_bytes: int, give_up_at: float, conditional: dict[str, str]
+) -> Downloaded:
     target = url
     try:
         for _ in range(MAX_REDIRECTS + 1):
@@ -130,12 +143,14 @@ def _download_once(client: DownloadClient, url: str, *, max_bytes: int, give_up_
             current = httpx.URL(target)
             with (
                 client.host_slots.hold(current.host, timeout=give_up_at - time.monotonic()),
-                client.stream("GET", current) as response,
+                client.stream("GET", current, headers=conditional) as response,
             ):
                 location = response.headers.get("location")
                 if response.status_code in REDIRECT_STATUS and location:
                     target = urllib.parse.urljoin(str(current), location)
                     continue
+                if response.status_code == 304 and conditional:
+                    return Downloaded(url=str(response.url), data=b"", not_modified=True)
                 return _read_body(response, max_bytes=max_bytes)
         raise DownloadFailed(f"more than {MAX_REDIRECTS} redirects")
     except OutboundBlocked as exc:
@@ -164,7 +179,18 @@ def _read_body(response: httpx.Response, *, max_bytes: int) -> Downloaded:
         if received > max_bytes:
             raise DownloadFailed(f"image is over the {max_bytes}-byte limit")
         chunks.append(chunk)
-    return Downloaded(url=str(response.url), data=b"".join(chunks))
+    return Downloaded(
+        url=str(response.url),
+        data=b"".join(chunks),
+        etag=_header(response, "etag"),
+        last_modified=_header(response, "last-modified"),
+    )
+
+
+def _header(response: httpx.Response, name: str) -> str | None:
+    """A validator to send back as it came: only a short, printable ASCII one can go into a header again."""
+    value = response.headers.get(name)
+    return value if value and len(value) <= 200 and value.isascii() and value.isprintable() else None
 
 
 def _short(exc: Exception) -> str:

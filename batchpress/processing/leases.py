@@ -22,10 +22,12 @@ from sqlalchemy.sql.elements import BindParameter
 
 from batchpress.db.base import utcnow
 from batchpress.db.revisions import bump_revision
-from batchpress.models import Image, ImageState, ProcessingRequest, Product, RequestStatus
+from batchpress.models import Image, ImageState, ProcessingRequest, RequestStatus
 from batchpress.processing.formats import Effort
+from batchpress.processing.repeats import settle_repeats
 
-OPEN_STATES = (ImageState.PENDING.value, ImageState.PROCESSING.value)
+# ``waiting`` is open too: a request with an image waiting for its repeat's first is not finished.
+OPEN_STATES = (ImageState.PENDING.value, ImageState.PROCESSING.value, ImageState.WAITING.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +35,6 @@ class ClaimedImage:
     id: int
     request_id: uuid.UUID
     input_url: str
-    # Storage key without extension: unique per image, stable across retries, grouped by request.
-    key_stem: str
     quality: int = 50
     output_format: str = "original"
     max_dimension: int | None = None
@@ -43,6 +43,8 @@ class ClaimedImage:
     request_pending: bool = False
     # How many images its request holds, which sizes its chunks (processing/fair_share.py).
     request_images: int = 0
+    # The API key that created its request: validators of past downloads are kept per key (processing/reuse.py).
+    api_key_id: str | None = None
 
 
 def new_token() -> str:
@@ -69,13 +71,13 @@ def claim_images(
             id=r.id,
             request_id=r.request_id,
             input_url=r.input_url,
-            key_stem=f"{r.request_id}/{r.serial}-{r.position + 1}",
             quality=r.quality,
             output_format=r.output_format,
             max_dimension=r.max_dimension,
             effort=r.effort,
             request_pending=r.status == RequestStatus.PENDING.value,
             request_images=r.image_count,
+            api_key_id=r.api_key_id,
         )
         for r in rows
     ]
@@ -120,14 +122,13 @@ def _claim_statement() -> ReturningUpdate[Any]:
             Image.id,
             Image.request_id,
             Image.input_url,
-            Image.position,
-            select(Product.serial_number).where(Product.id == Image.product_id).scalar_subquery().label("serial"),
             of_request(ProcessingRequest.quality),
             of_request(ProcessingRequest.output_format),
             of_request(ProcessingRequest.max_dimension),
             of_request(ProcessingRequest.effort),
             of_request(ProcessingRequest.status),
             of_request(ProcessingRequest.image_count),
+            of_request(ProcessingRequest.api_key_id),
         )
     )
 
@@ -189,6 +190,7 @@ def give_up_exhausted(session: Session, *, max_attempts: int, pending: bool = Tr
         .returning(Image.request_id)
     ).all()
     request_ids = {r.request_id for r in rows}
+    settle_repeats(session, request_ids)
     bump_revision(session, request_ids)
     return request_ids
 

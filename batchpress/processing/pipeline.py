@@ -23,6 +23,7 @@ from batchpress.lifecycle.finish import EnqueueEvent, finish
 from batchpress.lifecycle.start import Enqueue
 from batchpress.lifecycle.transitions import mark_processing
 from batchpress.logs import request_id_var
+from batchpress.models import Reuse
 from batchpress.processing.compress import ImageRejected, compress_image
 from batchpress.processing.cpu_budget import CpuBudget, OverBudget
 from batchpress.processing.download import Downloaded, DownloadFailed, download
@@ -30,7 +31,18 @@ from batchpress.processing.download_window import DownloadWindow
 from batchpress.processing.fair_share import claim_next, has_pending, planned_chunks, release, someone_else_waits
 from batchpress.processing.heartbeat import LeaseHeartbeat
 from batchpress.processing.leases import ClaimedImage, new_token, renew_leases
-from batchpress.processing.results import Compressed, Failed, Outcome, record_results
+from batchpress.processing.results import Compressed, Failed, Outcome, Seen, record_results
+from batchpress.processing.reuse import (
+    Conditional,
+    Found,
+    conditions_for,
+    content_key,
+    find_outputs,
+    keep_outputs,
+    recipe_of,
+    scope_of,
+    sha256,
+)
 from batchpress.processing.write_behind import WriteBehind
 from batchpress.storage import ImageStorage
 from batchpress.worker.memory import over_ceiling
@@ -63,10 +75,12 @@ class ChunkWorker:
     downloads: DownloadWindow[ClaimedImage, Fetched] = field(init=False)
     recorder: WriteBehind[_Write] = field(init=False)
     heartbeat: LeaseHeartbeat = field(init=False)
+    # The current chunk's validators to send, by image id (processing/reuse.py).
+    conditions: dict[int, Conditional] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.heartbeat = LeaseHeartbeat(self._renew, self.settings.lease_seconds)
-        self.downloads = DownloadWindow(lambda image: self._download(image.input_url))
+        self.downloads = DownloadWindow(self._download)
         self.recorder = WriteBehind(self._write)
 
     def _renew(self, tokens: list[str]) -> None:
@@ -95,6 +109,7 @@ class ChunkWorker:
         # Held until the chunk's last write commits (``_write``), or dropped at once if the chunk fails, so the
         # lease then lapses and the sweeper hands the images out again.
         self.heartbeat.hold(token)
+        self.conditions = self._conditions(claimed)
         requests = {c.request_id for c in claimed}
         outcomes: list[tuple[int, Outcome]] = []
         log_token = request_id_var.set(str(claimed[0].request_id))
@@ -137,6 +152,24 @@ class ChunkWorker:
                 mark_processing(session, request_id)
         return claimed
 
+    def _conditions(self, claimed: list[ClaimedImage]) -> dict[int, Conditional]:
+        """Validators for the chunk's downloads; without them (the read failed) every download is a full one."""
+        try:
+            with self.db.session(read_only=True) as session:
+                return conditions_for(session, claimed)
+        except Exception:
+            log.warning("could not read the validators of past downloads; downloading in full", exc_info=True)
+            return {}
+
+    def _stored(self, recipe: str) -> Found | None:
+        """The stored output of ``recipe``, if any; a failed read compresses again rather than fail the image."""
+        try:
+            with self.db.session(read_only=True) as session:
+                return find_outputs(session, [recipe]).get(recipe)
+        except Exception:
+            log.warning("could not look up stored outputs; compressing", exc_info=True)
+            return None
+
     def _someone_else_waits(self, request_id: uuid.UUID) -> bool:
         """Whether the chunk should end here for a request nobody works on; a failure lets it go on."""
         try:
@@ -172,7 +205,13 @@ class ChunkWorker:
 
     def _record(self, write: _Write) -> None:
         with self.db.session() as session:
-            record_results(session, write.outcomes, token=write.token, request_ids=write.requests)
+            outcomes, dropped = keep_outputs(session, write.outcomes, url_for=self.storage.url_for)
+            record_results(session, outcomes, token=write.token, request_ids=write.requests)
+        for key in dropped:  # another worker stored this recipe first, with other bytes: its output is listed
+            try:
+                self.storage.delete(key)
+            except Exception:
+                log.warning("could not delete %s, whose recipe another output holds", key, exc_info=True)
 
     def drain(self) -> None:
         """Wait for the results write in flight, if any."""
@@ -192,13 +231,19 @@ class ChunkWorker:
             # lease lapses; the next claim meets the same database and fails its task if it is still down.
             log.exception("writing %d results failed; the images will be handed out again", len(write.outcomes))
 
-    def _download(self, url: str) -> Fetched:
+    def _download(self, image: ClaimedImage) -> Fetched:
         started = time.monotonic()
+        conditional = self.conditions.get(image.id)
         try:
-            result: Downloaded | DownloadFailed = download(self.client, url, max_bytes=self.settings.max_image_bytes)
+            result: Downloaded | DownloadFailed = download(
+                self.client,
+                image.input_url,
+                max_bytes=self.settings.max_image_bytes,
+                conditional=conditional.headers if conditional else None,
+            )
         except DownloadFailed as exc:
             result = exc
-        return Fetched(result, elapsed_ms(started))
+        return Fetched(result, elapsed_ms(started), conditional)
 
     def _compress_and_store(self, image: ClaimedImage, pending_download: Future[Fetched], token: str) -> Outcome:
         """The outcome carries how long each step took, so the API's /metrics can build its histograms from the
@@ -210,7 +255,18 @@ class ChunkWorker:
             download_ms = fetched.download_ms
             if isinstance(fetched.result, DownloadFailed):
                 return Failed(str(fetched.result), download_ms=download_ms)
-            data = fetched.result.data
+            downloaded = fetched.result
+            if downloaded.not_modified and fetched.conditional is not None:
+                return self._reuse(fetched.conditional.found, fetched.conditional.source_bytes, Reuse.ORIGIN, fetched)
+            data = downloaded.data
+            source_hash = sha256(data)
+            seen = Seen(
+                scope_of(image), image.input_url, downloaded.etag, downloaded.last_modified, source_hash, len(data)
+            )
+            recipe = recipe_of(source_hash, image)
+            found = self._stored(recipe)
+            if found is not None:
+                return self._reuse(found, len(data), Reuse.CONTENT, fetched, seen)
             started = time.monotonic()
             budget = self.budget
             with budget.limit(functools.partial(self._give_up, image, token)) if budget else nullcontext():
@@ -229,7 +285,7 @@ class ChunkWorker:
             log.exception("compressing image %s failed", image.id)
             return Failed(f"could not compress the image ({type(exc).__name__})", download_ms=download_ms)
         # Storage errors propagate: the lease lapses and the image is retried, rather than failed for good.
-        key = f"{image.key_stem}.{result.extension}"
+        key = content_key(recipe, result.data, result.extension)
         url = self.storage.save(key, result.data, CONTENT_TYPES.get(result.extension, ""))
         return Compressed(
             output_url=url,
@@ -238,6 +294,19 @@ class ChunkWorker:
             output_key=key,
             download_ms=download_ms,
             process_ms=elapsed_ms(started),
+            recipe=recipe,
+            seen=seen,
+        )
+
+    def _reuse(self, found: Found, input_bytes: int, why: Reuse, fetched: Fetched, seen: Seen | None = None) -> Outcome:
+        return Compressed(
+            output_url=self.storage.url_for(found.output_key),
+            input_bytes=input_bytes,
+            output_bytes=found.output_bytes,
+            output_key=found.output_key,
+            download_ms=fetched.download_ms,
+            reused=why.value,
+            seen=seen,
         )
 
     def _give_up(self, image: ClaimedImage, token: str, reason: str) -> None:
@@ -263,6 +332,8 @@ class Fetched:
 
     result: Downloaded | DownloadFailed
     download_ms: int
+    # The validators sent, and what a 304 reuses.
+    conditional: Conditional | None = None
 
 
 def elapsed_ms(started: float) -> int:

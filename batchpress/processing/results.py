@@ -20,8 +20,21 @@ from batchpress.db.base import utcnow
 from batchpress.db.revisions import bump_revision
 from batchpress.models import Image, ImageState
 from batchpress.processing.leases import OPEN_STATES
+from batchpress.processing.repeats import settle_repeats
 
 MAX_ERROR_CHARS = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """What a full download of a URL gave: kept for the next download's validators (processing/reuse.py)."""
+
+    scope: str
+    url: str
+    etag: str | None
+    last_modified: str | None
+    source_hash: str
+    source_bytes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +46,12 @@ class Compressed:
     output_key: str | None = None
     download_ms: int | None = None
     process_ms: int | None = None
+    # Why an existing output was taken (models.Reuse), or None when this image's source was compressed.
+    reused: str | None = None
+    # The recipe of a freshly compressed output, which later images with the same one reuse (processing/reuse.py).
+    recipe: str | None = None
+    # The download's validators and source hash, when it was a full download.
+    seen: Seen | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,13 +88,18 @@ def record_results(
         if rows:
             stored += connection.execute(_record_statement(compressed, token is not None), rows).rowcount
     if stored:
+        request_ids = request_ids if request_ids is not None else _requests_of(session, outcomes)
+        # Repeats of these images later in their requests take their results in the same transaction.
+        settle_repeats(session, request_ids)
         # Every request of the batch, though an image whose lease was lost changed nothing: an extra bump only
         # makes pollers fetch an unchanged answer once.
-        if request_ids is None:
-            ids = [image_id for image_id, _ in outcomes]
-            request_ids = list(session.scalars(select(Image.request_id).where(Image.id.in_(ids)).distinct()))
         bump_revision(session, request_ids)
     return stored
+
+
+def _requests_of(session: Session, outcomes: list[tuple[int, Outcome]]) -> list[uuid.UUID]:
+    ids = [image_id for image_id, _ in outcomes]
+    return list(session.scalars(select(Image.request_id).where(Image.id.in_(ids)).distinct()))
 
 
 @lru_cache(maxsize=4)
@@ -86,7 +110,7 @@ def _record_statement(compressed: bool, leased: bool) -> Update:
     conditions = [table.c.id == bindparam("b_id"), table.c.state.in_([literal(s) for s in OPEN_STATES])]
     if leased:
         conditions.append(table.c.lease_token == bindparam("b_token"))
-    fields = ["download_ms", "process_ms", "updated_at", "error"]
+    fields = ["download_ms", "process_ms", "updated_at", "error", "reused"]
     if compressed:
         fields += ["output_url", "output_key", "input_bytes", "output_bytes"]
     state = ImageState.DONE.value if compressed else ImageState.FAILED.value
@@ -107,9 +131,10 @@ def _params(image_id: int, outcome: Outcome, now: dt.datetime, token: str | None
         "b_updated_at": now,
     }
     if isinstance(outcome, Failed):
-        return row | {"b_error": outcome.reason[:MAX_ERROR_CHARS]}
+        return row | {"b_error": outcome.reason[:MAX_ERROR_CHARS], "b_reused": None}
     return row | {
         "b_error": None,
+        "b_reused": outcome.reused,
         "b_output_url": outcome.output_url,
         "b_output_key": outcome.output_key,
         "b_input_bytes": outcome.input_bytes,

@@ -6,15 +6,15 @@ from batchpress.config import Settings
 
 
 class ImageStorage(Protocol):
-    """Stores one output under a key unique to its image, and says the absolute URL it is served at.
-
-    Saving the same key again replaces the object whole, so a redelivered task never leaves two outputs
-    or a half-written one.
-    """
+    """Stores outputs under keys that name their content (processing/reuse.py), and says the absolute URL each is
+    served at. Saving a key replaces the object whole, so nobody ever reads a half-written output; ``delete`` of a
+    missing key does nothing."""
 
     def save(self, key: str, data: bytes, content_type: str) -> str: ...
 
     def url_for(self, key: str) -> str: ...
+
+    def delete(self, key: str) -> None: ...
 
 
 def make_storage(settings: Settings) -> ImageStorage:

@@ -34,5 +34,8 @@ class LocalStorage:
             raise
         return self.url_for(key)
 
+    def delete(self, key: str) -> None:
+        self.path_for(key).unlink(missing_ok=True)
+
     def url_for(self, key: str) -> str:
         return f"{self.base_url}/{key}"

@@ -12,7 +12,7 @@ from batchpress.config import Settings
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-# Keys are unique per image and an object is only ever replaced by the same image, so caches may keep it.
+# A key names its output's bytes (processing/reuse.py), so caches may keep an object for ever.
 CACHE_CONTROL = "public, max-age=31536000, immutable"
 
 
@@ -86,6 +86,9 @@ class S3Storage:
             CacheControl=CACHE_CONTROL,
         )
         return self.url_for(key)
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
 
     def url_for(self, key: str) -> str:
         object_key = self.object_key(key)

@@ -138,8 +138,9 @@ def test_a_batch_moves_every_metric_by_what_it_did(
 
 
 def test_queue_depth_counts_images_no_worker_has_taken(api: TestClient, image_server: ImageServer) -> None:
-    url = image_server.add("/metrics/queued.jpg", make_image("jpeg", 1, (320, 240)))
-    rows = "\n".join(f"{n},Item {n},{url}" for n in range(1, 8))
+    # Seven URLs: a URL repeated in a request is one image to take, its repeats wait for it (processing/repeats.py).
+    urls = [image_server.add(f"/metrics/queued-{n}.jpg", make_image("jpeg", 1, (320, 240))) for n in range(1, 8)]
+    rows = "\n".join(f"{n},Item {n},{url}" for n, url in enumerate(urls, 1))
     upload(api, f"S. No.,Product Name,Input Image Urls\n{rows}\n")
     samples = scrape(api)
     assert value(samples, "batchpress_queue_depth", state="pending") == 7

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import socket
@@ -42,6 +43,12 @@ class Route:
     kill_client: bool = False
     # Seconds before the answer starts: a slow origin.
     delay: float = 0.0
+    # Send an ETag and a Last-Modified, and answer 304 to a request that names them.
+    validators: bool = False
+
+    @property
+    def etag(self) -> str:
+        return f'"{hashlib.sha256(self.body).hexdigest()[:20]}"'
 
 
 def kill_peer(client_port: int) -> None:
@@ -58,6 +65,10 @@ class ImageServer:
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
         self.hits: dict[str, int] = {}
+        # Bodies sent per path: a 304 is a hit without one.
+        self.bodies: dict[str, int] = {}
+        # The conditional headers of each request per path, in order.
+        self.conditions: dict[str, list[dict[str, str]]] = {}
         self._lock = threading.Lock()
         server = self
 
@@ -68,11 +79,24 @@ class ImageServer:
                 with server._lock:
                     server.hits[self.path] = server.hits.get(self.path, 0) + 1
                 route = server.routes.get(self.path, Route(b"not found", "text/plain", 404))
+                asked = {k: v for k, v in self.headers.items() if k.lower().startswith("if-")}
+                with server._lock:
+                    server.conditions.setdefault(self.path, []).append(asked)
                 time.sleep(route.delay)
                 if route.kill_client:
                     kill_peer(self.client_address[1])
                     return
+                if route.validators and asked.get("If-None-Match") == route.etag:
+                    self.send_response(304)
+                    self.send_header("ETag", route.etag)
+                    self.end_headers()
+                    return
+                with server._lock:
+                    server.bodies[self.path] = server.bodies.get(self.path, 0) + 1
                 self.send_response(route.status)
+                if route.validators:
+                    self.send_header("ETag", route.etag)
+                    self.send_header("Last-Modified", "Mon, 07 Dec 2026 10:00:00 GMT")
                 self.send_header("Content-Type", route.content_type)
                 self.send_header("Content-Length", str(len(route.body)))
                 for name, value in route.headers.items():
@@ -92,9 +116,16 @@ class ImageServer:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def add(
-        self, path: str, body: bytes, content_type: str = "image/jpeg", status: int = 200, delay: float = 0.0
+        self,
+        path: str,
+        body: bytes,
+        content_type: str = "image/jpeg",
+        status: int = 200,
+        delay: float = 0.0,
+        *,
+        validators: bool = False,
     ) -> str:
-        self.routes[path] = Route(body, content_type, status, delay=delay)
+        self.routes[path] = Route(body, content_type, status, delay=delay, validators=validators)
         return self.url(path)
 
     def __enter__(self) -> ImageServer:
