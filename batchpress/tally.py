@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from batchpress.models import Image, ImageState
+from batchpress.models import Image, ImageState, Reuse
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +18,8 @@ class Tally:
     # Of the compressed images only: a failed one has no output to weigh against its input.
     bytes_in: int
     bytes_out: int
+    # Done images whose output already existed (``Image.reused`` set), whatever the reason.
+    reused: int
 
     @property
     def total(self) -> int:
@@ -49,17 +51,37 @@ def saved_percent(bytes_in: int, bytes_out: int) -> float | None:
     return round(100 * (bytes_in - bytes_out) / bytes_in, 1)
 
 
+_REASONS = {why.value: why.reason for why in Reuse}
+
+
+def reuse_reason(state: str, reused: str | None) -> str | None:
+    """What users are told about a done image whose output already existed (``Reuse.reason``); None where it was
+    compressed for itself, failed or is not done."""
+    if state != ImageState.DONE.value or not reused:
+        return None
+    # A code this version does not know (written by a newer worker mid-deploy) is shown as it is, not dropped.
+    return _REASONS.get(reused, reused)
+
+
 def tally(session: Session, request_id: uuid.UUID) -> Tally:
-    """Counted from the image index on (request, state, id, bytes), without reading an image row."""
+    """Counted from the image index on (request, state, id, bytes, reused), without reading an image row."""
     rows = session.execute(
         select(
             Image.state,
+            Image.reused,
             func.count(),
             func.coalesce(func.sum(Image.input_bytes), 0),
             func.coalesce(func.sum(Image.output_bytes), 0),
         )
         .where(Image.request_id == request_id)
-        .group_by(Image.state)
+        .group_by(Image.state, Image.reused)
     ).all()
-    done = next(((int(i or 0), int(o or 0)) for state, _, i, o in rows if state == ImageState.DONE.value), (0, 0))
-    return Tally({state: n for state, n, _, _ in rows}, *done)
+    by_state: dict[str, int] = {}
+    bytes_in = bytes_out = reused = 0
+    for state, why, n, size_in, size_out in rows:
+        by_state[state] = by_state.get(state, 0) + n
+        if state == ImageState.DONE.value:
+            bytes_in += int(size_in or 0)
+            bytes_out += int(size_out or 0)
+            reused += n if why is not None else 0
+    return Tally(by_state, bytes_in, bytes_out, reused)

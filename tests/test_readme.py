@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from batchpress.api.schemas import ProductStatus, Progress, RequestStatusOut
+from batchpress.models import Reuse
 from tests.support.servers import REPO
 
 
@@ -56,3 +57,15 @@ def test_the_samples_sizes_add_up(sample: dict[str, Any]) -> None:
     assert progress["bytes_out"] == sum(p["bytes_out"] for p in products)
     assert progress["bytes_saved"] == progress["bytes_in"] - progress["bytes_out"]
     assert progress["saved_percent"] == round(100 * progress["bytes_saved"] / progress["bytes_in"], 1)
+
+
+@SAMPLES
+def test_the_samples_reuse_lines_up_and_adds_up(sample: dict[str, Any]) -> None:
+    reasons = {why.reason for why in Reuse}
+    listed = []
+    for product in sample["products"]:
+        assert len(product["reused"]) == len(product["input_image_urls"])
+        for why, url in zip(product["reused"], product["output_image_urls"], strict=True):
+            assert why is None or (why in reasons and url is not None)  # only a done image was reused
+            listed.append(why)
+    assert sample["progress"]["reused"] == sum(why is not None for why in listed) <= sample["progress"]["processed"]

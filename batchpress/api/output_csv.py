@@ -1,5 +1,6 @@
 """The output CSV the original brief asked for: the input's columns plus the compressed images' URLs, then each
-image's size before and after, lined up with the URLs (after the brief's four columns, which stay as they were).
+image's size before and after and why its output was reused, if it was, lined up with the URLs (after the brief's
+four columns, which stay as they were).
 
 Spreadsheets run a cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return as a formula, and
 product names come from strangers; such cells are prefixed with an apostrophe, which spreadsheets show as text.
@@ -23,9 +24,18 @@ from batchpress.api.schemas import error_responses
 from batchpress.db.engine import Database
 from batchpress.models import Image, ImageState, Product, RequestStatus
 from batchpress.storage import ImageStorage, output_url
+from batchpress.tally import reuse_reason
 
 router = APIRouter()
-HEADER = ["S. No.", "Product Name", "Input Image Urls", "Output Image Urls", "Input Image Bytes", "Output Image Bytes"]
+HEADER = [
+    "S. No.",
+    "Product Name",
+    "Input Image Urls",
+    "Output Image Urls",
+    "Input Image Bytes",
+    "Output Image Bytes",
+    "Reused",
+]
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 ROWS_PER_QUERY = 2000
 
@@ -47,14 +57,15 @@ def csv_line(cells: list[str]) -> str:
     responses={
         200: {
             "description": "S. No.,Product Name,Input Image Urls,Output Image Urls,Input Image Bytes,Output Image "
-            "Bytes: one row per product; each list column is comma-separated in the order of its input URLs, with an "
-            "empty item where an image failed",
+            "Bytes,Reused: one row per product; each list column is comma-separated in the order of its input URLs, "
+            "with an empty item where an image failed; Reused says why an image's output already existed (same "
+            "source in this request, unchanged at origin (304), same content), empty where it was compressed",
             "content": {
                 "text/csv": {
                     "example": "S. No.,Product Name,Input Image Urls,Output Image Urls,Input Image Bytes,"
-                    "Output Image Bytes\r\n"
+                    "Output Image Bytes,Reused\r\n"
                     '1,SKU1,"https://cdn.example.com/a.jpg,https://cdn.example.com/b.png",'
-                    '"http://127.0.0.1:8000/images/6f1c.../1-1.jpg,","1482113,","320544,"\r\n'
+                    '"http://127.0.0.1:8000/images/c/9b0e...-3f2a....jpg,","1482113,","320544,","same content,"\r\n'
                 }
             },
         },
@@ -101,6 +112,7 @@ def _rows(db: Database, storage: ImageStorage, request_id: object) -> Iterator[s
                     Image.state,
                     Image.input_bytes,
                     Image.output_bytes,
+                    Image.reused,
                 )
                 .where(Image.product_id.in_([p.id for p in products]))
                 .order_by(Image.product_id, Image.position)
@@ -116,6 +128,7 @@ def _rows(db: Database, storage: ImageStorage, request_id: object) -> Iterator[s
                     ",".join(output_url(storage, r.output_key, r.output_url) or "" for r in rows),
                     ",".join(_size(r.state, r.input_bytes) for r in rows),
                     ",".join(_size(r.state, r.output_bytes) for r in rows),
+                    ",".join(reuse_reason(r.state, r.reused) or "" for r in rows),
                 ]
             )
         after = products[-1].id

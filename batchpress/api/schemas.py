@@ -20,6 +20,11 @@ class Progress(BaseModel):
     processed: int = Field(description="images compressed successfully")
     failed: int
     pending: int = Field(description="images not finished yet")
+    reused: int = Field(
+        default=0,
+        description="of the processed images, those whose output already existed, so they were not compressed "
+        "again (each product's reused says why)",
+    )
     bytes_in: int = Field(default=0, description="total size of the compressed images' inputs")
     bytes_out: int = Field(default=0, description="total size of their outputs; bytes saved = bytes_in - bytes_out")
     bytes_saved: int = Field(
@@ -49,6 +54,12 @@ class ProductStatus(BaseModel):
         default_factory=list,
         description="each output's size in bytes, in the order of output_image_urls and null where its URL is "
         "(their sum is bytes_out); an image saved its input size minus this",
+    )
+    reused: list[str | None] = Field(
+        default_factory=list,
+        description="why each image's output is one that already existed, in the order of input_image_urls: "
+        '"same source in this request", "unchanged at origin (304)" or "same content"; null where it was '
+        "compressed for itself, failed or is not done yet",
     )
 
 
@@ -95,6 +106,7 @@ class RequestStatusOut(BaseModel):
                         "processed": 2,
                         "failed": 1,
                         "pending": 0,
+                        "reused": 1,
                         "bytes_in": 1734112,
                         "bytes_out": 412530,
                         "bytes_saved": 1321582,
@@ -113,14 +125,15 @@ class RequestStatusOut(BaseModel):
                             "product_name": "SKU1",
                             "input_image_urls": ["https://cdn.example.com/a.jpg", "https://cdn.example.com/b.png"],
                             "output_image_urls": [
-                                f"http://127.0.0.1:8000/images/{EXAMPLE_ID}/1-1.jpg",
-                                f"http://127.0.0.1:8000/images/{EXAMPLE_ID}/1-2.png",
+                                "http://127.0.0.1:8000/images/c/9b0e51c2d47a86f3e1b05c9d2a74e6f8-3f2a91c7d05b8e64.jpg",
+                                "http://127.0.0.1:8000/images/c/2c7d0e94b1a35f68d9e20b4c7a1f53e6-8d41f0a2c96e7b35.png",
                             ],
                             "errors": [],
                             "bytes_in": 1734112,
                             "bytes_out": 412530,
                             "input_image_bytes": [1482113, 251999],
                             "output_image_bytes": [320544, 91986],
+                            "reused": [None, "unchanged at origin (304)"],
                         },
                         {
                             "serial_number": 2,
@@ -132,6 +145,7 @@ class RequestStatusOut(BaseModel):
                             "bytes_out": 0,
                             "input_image_bytes": [None],
                             "output_image_bytes": [None],
+                            "reused": [None],
                         },
                     ],
                 }

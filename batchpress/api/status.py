@@ -251,6 +251,7 @@ def summarize(session: Session, settings: Settings, rid: uuid.UUID) -> dict[str,
             processed=counted.done,
             failed=counted.failed,
             pending=counted.total - counted.done - counted.failed,
+            reused=counted.reused,
             **counted.byte_counts(),
         ),
         "options": OptionsOut(

@@ -27,6 +27,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from batchpress.models import Image, ImageState, Product
 from batchpress.storage import ImageStorage, output_url
+from batchpress.tally import reuse_reason
 
 # A page this size takes ~20-35 ms of CPU to read, encode and gzip here, inside 50 ms (docs/performance.md).
 PAGE_BYTES = 1024 * 1024
@@ -142,6 +143,7 @@ _IMAGES = (
         Image.error,
         Image.input_bytes,
         Image.output_bytes,
+        Image.reused,
     )
     .where(_in_batch(Image.product_id))
     .order_by(Image.product_id, Image.position)
@@ -163,6 +165,8 @@ def product_bodies(conn: Connection, storage: ImageStorage, ids: Sequence[int]) 
         # Sizes of compressed images only, lined up with the URLs: an open or failed image has none yet.
         sizes_in = [r[7] if r[5] == _DONE else None for r in rows]
         sizes_out = [r[8] if r[5] == _DONE else None for r in rows]
+        # Most images were compressed for themselves: no call for those, as a page can hold thousands.
+        reused = [reuse_reason(r[5], r[9]) if r[9] else None for r in rows]
         out.append(
             {
                 "serial_number": serial,
@@ -174,6 +178,7 @@ def product_bodies(conn: Connection, storage: ImageStorage, ids: Sequence[int]) 
                 "bytes_out": sum(filter(None, sizes_out)),
                 "input_image_bytes": sizes_in,
                 "output_image_bytes": sizes_out,
+                "reused": reused,
             }
         )
     return out

@@ -86,13 +86,19 @@ def bytes_line(progress: Mapping[str, Any]) -> str | None:
     return f"{size_text(bytes_in)} → {size_text(bytes_out)}, {change}"
 
 
+def done_text(progress: Mapping[str, Any]) -> str:
+    """``10 done``, with ``(4 reused)`` when some outputs already existed; servers before reuse send no count."""
+    done, reused = progress["processed"], progress.get("reused") or 0
+    return f"{done} done ({reused} reused)" if reused else f"{done} done"
+
+
 def summary_lines(status: Mapping[str, Any]) -> list[str]:
     """A request's state in a few lines: counts, times, webhook, output CSV and the first failed images."""
     p = status["progress"]
     lines = [
         f"request   {status['request_id']}",
         f"status    {status['status']}",
-        f"images    {p['total_images']} total: {p['processed']} done, {p['failed']} failed, {p['pending']} pending",
+        f"images    {p['total_images']} total: {done_text(p)}, {p['failed']} failed, {p['pending']} pending",
     ]
     if sizes := bytes_line(p):
         lines.append(f"bytes     {sizes}")
@@ -179,7 +185,9 @@ class PlainLines:
         self._last, self._printed_at = (total, done, failed), now
         elapsed = now - self._started
         rate = finished / elapsed if elapsed > 0 else 0.0
-        line = f"progress: {finished}/{total} images ({done} done, {failed} failed), {rate:.1f} img/s"
+        reused = progress.get("reused") or 0
+        counts = f"{done} done, {failed} failed" + (f"; {reused} reused" if reused else "")
+        line = f"progress: {finished}/{total} images ({counts}), {rate:.1f} img/s"
         if finished >= total:
             line += f", finished in {elapsed:.1f} s"
         elif rate > 0:

@@ -30,13 +30,14 @@ def output_csv_url(settings: Settings, request_id: uuid.UUID) -> str:
 
 
 def event_payload(settings: Settings, request_id: uuid.UUID, status: str, session: Session) -> dict[str, object]:
-    """A thin payload: what finished and how, with the bytes it saved; the product list stays behind the status
-    URL."""
+    """A thin payload: what finished and how, with how many outputs were reused and the bytes it saved; the product
+    list stays behind the status URL."""
     counted = tally(session, request_id)
     progress = {
         "total_images": counted.total,
         "processed": counted.done,
         "failed": counted.failed,
+        "reused": counted.reused,
         **counted.byte_counts(),
     }
     return {

@@ -1,4 +1,4 @@
-"""The output CSV: the input's rows in order, output URLs and sizes lined up with inputs, and no formula gets
+"""The output CSV: the input's rows in order, output URLs, sizes and reuse lined up with inputs, and no formula gets
 through."""
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def test_output_csv_lines_up_with_the_input_and_neutralises_formulas(
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
     table = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
-    # The original brief's four columns first, as they were; the sizes after them.
+    # The original brief's four columns first, as they were; the sizes and reuse after them.
     assert table[0] == [
         "S. No.",
         "Product Name",
@@ -57,6 +57,7 @@ def test_output_csv_lines_up_with_the_input_and_neutralises_formulas(
         "Output Image Urls",
         "Input Image Bytes",
         "Output Image Bytes",
+        "Reused",
     ]
     assert [r[0] for r in table[1:]] == ["1", "2", "3", "4", "5", "6"]
     assert [r[1] for r in table[1:]] == ["'" + n for n in names[:5]] + [names[5]]
@@ -68,7 +69,10 @@ def test_output_csv_lines_up_with_the_input_and_neutralises_formulas(
         assert row[3].split(",") == [u or "" for u in product["output_image_urls"]]
         assert row[4].split(",") == ["" if n is None else str(n) for n in product["input_image_bytes"]]
         assert row[5].split(",") == ["" if n is None else str(n) for n in product["output_image_bytes"]]
+        assert row[6].split(",") == [why or "" for why in product["reused"]]
     assert table[1][4].split(",") == [str(len(sources[0])), ""]
+    # Rows 4 to 6 repeat the sources of rows 1 to 3, so they took those outputs.
+    assert [r[6] for r in table[1:]] == [",", "", ""] + ["same source in this request"] * 3
     # Each listed size is the size of what its URL serves, and of what was downloaded.
     for row in table[1:]:
         for url, output, size_in, size_out in zip(*(row[k].split(",") for k in range(2, 6)), strict=True):
@@ -80,6 +84,14 @@ def test_output_csv_lines_up_with_the_input_and_neutralises_formulas(
         served = api.get(url)
         assert served.status_code == 200, url
         assert served.content.startswith(b"\xff\xd8")
+
+    # The same CSV again: every source's bytes are those of an output already stored.
+    again = api.post("/api/upload/", files={"file": ("p.csv", body.encode(), "text/csv")}).json()["request_id"]
+    process_inline(context, uuid.UUID(again))
+    table = list(csv.reader(io.StringIO(api.get(f"/api/requests/{again}/output.csv").content.decode("utf-8-sig"))))
+    assert [r[6] for r in table[1:]] == ["same content,", "same content", "same content"] + [
+        "same source in this request"
+    ] * 3
 
     unknown = api.get("/api/requests/00000000-0000-0000-0000-000000000000/output.csv")
     assert unknown.status_code == 404

@@ -110,13 +110,13 @@ def test_every_page_of_the_largest_request_is_bounded_and_together_they_list_eve
         )
     # Wide products end pages by bytes; a fat one is a page of its own; each product of 1,000 failed images has
     # 1,000 error lines, so they end pages by bytes too (their images, when pending: the next test).
-    assert [len(p["products"]) for p in pages] == [9, 9, 7, 1, 1, 2, 2, 2, 2, 2, 480, 1000, 22]
+    assert [len(p["products"]) for p in pages] == [9, 9, 7, 1, 1, 2, 2, 2, 2, 2, 449, 1000, 53]
     assert max(products_bytes(p) for p in pages) < 2.5e6
     listed = [p for page in pages for p in page["products"]]
     assert [(p["serial_number"], p["product_name"], p["input_image_urls"]) for p in listed] == rows
     for product, (_, _, urls) in zip(listed, rows, strict=True):
         assert product["output_image_urls"] == [None] * len(urls)
-        assert product["input_image_bytes"] == product["output_image_bytes"] == [None] * len(urls)
+        assert product["input_image_bytes"] == product["output_image_bytes"] == product["reused"] == [None] * len(urls)
         assert product["errors"] == [f"image {k + 1} ({url}): {'e' * MAX_ERROR_CHARS}" for k, url in enumerate(urls)]
     assert pages[-1]["next_offset"] is None
     assert pages[0]["progress"]["failed"] == sum(len(urls) for _, _, urls in rows)
@@ -143,6 +143,7 @@ def test_a_status_without_parameters_is_the_first_page_as_before(api: TestClient
         "processed": 0,
         "failed": 0,
         "pending": 3,
+        "reused": 0,
         "bytes_in": 0,
         "bytes_out": 0,
         "bytes_saved": 0,

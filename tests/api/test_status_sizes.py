@@ -1,5 +1,6 @@
 """What users see of their bytes in the status: each image's size before and after, lined up with its URLs, and the
-sums per product and per request, all equal to what was downloaded and what is served."""
+sums per product and per request, all equal to what was downloaded and what is served; and which images took an
+output that already existed, and why."""
 
 from __future__ import annotations
 
@@ -60,11 +61,13 @@ def test_each_images_sizes_line_up_with_its_urls_and_add_up_per_product_and_requ
             product["input_image_bytes"] == product["output_image_bytes"] == [None] * len(product["input_image_urls"])
         )
         assert (product["bytes_in"], product["bytes_out"]) == (0, 0)
-    assert {k: pending["progress"][k] for k in ("bytes_in", "bytes_out", "bytes_saved", "saved_percent")} == {
+        assert product["reused"] == [None] * len(product["input_image_urls"])
+    assert {k: pending["progress"][k] for k in ("bytes_in", "bytes_out", "bytes_saved", "saved_percent", "reused")} == {
         "bytes_in": 0,
         "bytes_out": 0,
         "bytes_saved": 0,
         "saved_percent": None,
+        "reused": 0,
     }
 
     process_inline(context, uuid.UUID(request_id))
@@ -90,7 +93,13 @@ def test_each_images_sizes_line_up_with_its_urls_and_add_up_per_product_and_requ
         assert product["bytes_in"] == known(product["input_image_bytes"])
         assert product["bytes_out"] == known(product["output_image_bytes"])
 
+    # The Hat's JPEG is the Shoe's: it took that image's output, which the status says, sizes and all.
+    assert [p["reused"] for p in products] == [[None, None], [None], [None, "same source in this request"]]
+    assert products[2]["output_image_urls"][1] == products[0]["output_image_urls"][0]
+    assert products[2]["output_image_bytes"][1] == products[0]["output_image_bytes"][0]
+
     progress = status["progress"]
+    assert (progress["processed"], progress["reused"]) == (4, 1)
     downloaded = sum(len(by_url[url]) for _, _, listed in rows for url in listed if url != missing)
     assert progress["bytes_in"] == sum(p["bytes_in"] for p in products) == downloaded
     assert progress["bytes_out"] == sum(p["bytes_out"] for p in products)
@@ -141,3 +150,33 @@ def test_an_output_that_grew_shows_what_it_cost(context: Context, api: TestClien
     progress = status["progress"]
     assert progress["bytes_saved"] == size_in - size_out < 0
     assert progress["saved_percent"] == round(100 * (size_in - size_out) / size_in, 1) < 0
+
+
+def test_a_catalogue_sent_again_says_per_image_why_its_output_was_reused(
+    context: Context, api: TestClient, image_server: ImageServer
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    tagged = image_server.add(f"/{tag}/tagged.jpg", make_image("jpeg", 7, (400, 300)), validators=True)
+    plain = image_server.add(f"/{tag}/plain.png", make_image("png", 8, (300, 200)), "image/png")
+    missing = image_server.url(f"/{tag}/gone.jpg")
+    rows = [(1, "Shoe", [tagged, plain]), (2, "Boot", [plain, missing])]
+
+    first = upload(api, rows)
+    process_inline(context, uuid.UUID(first))
+    before = status_of(api, first)
+    assert [p["reused"] for p in before["products"]] == [[None, None], ["same source in this request", None]]
+    assert before["progress"]["reused"] == 1
+
+    second = upload(api, rows)
+    process_inline(context, uuid.UUID(second))
+    after = status_of(api, second)
+    # The origin answered 304 for the tagged source; the other was downloaded again and found by its content.
+    reasons = [["unchanged at origin (304)", "same content"], ["same source in this request", None]]
+    assert [p["reused"] for p in after["products"]] == reasons
+    assert [p["output_image_urls"] for p in after["products"]] == [p["output_image_urls"] for p in before["products"]]
+    progress = after["progress"]
+    assert (progress["processed"], progress["failed"], progress["reused"]) == (3, 1, 3)
+    assert progress["bytes_in"] == before["progress"]["bytes_in"]
+    # Each page says the same as the whole list.
+    for offset, product in enumerate(after["products"]):
+        assert status_of(api, second, offset=offset, limit=1)["products"] == [product]

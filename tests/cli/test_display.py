@@ -1,10 +1,13 @@
-"""The client's summary of what a request's images came to, from the status answer alone."""
+"""The client's summary of what a request's images came to (reused ones too), from the status answer alone."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
-from batchpress.cli.display import size_text, summary_lines
+from rich.console import Console
+
+from batchpress.cli.display import PlainLines, size_text, summary_lines
 
 
 def status(**progress: Any) -> dict[str, Any]:
@@ -45,3 +48,20 @@ def test_outputs_that_grew_are_shown_as_larger_not_as_a_saving() -> None:
 def test_no_sizes_line_before_an_image_is_compressed_or_from_a_server_without_sizes() -> None:
     assert bytes_lines({"processed": 0, "bytes_in": 0, "bytes_out": 0}) == []
     assert bytes_lines({}) == []
+
+
+def images_line(progress: dict[str, Any]) -> str:
+    [line] = [line for line in summary_lines(status(**progress)) if line.startswith("images")]
+    return line
+
+
+def test_the_summary_says_how_many_done_images_were_reused() -> None:
+    assert images_line({"reused": 2}) == "images    4 total: 3 done (2 reused), 1 failed, 0 pending"
+    # None reused, or a server from before reuse: the line is as it was.
+    assert images_line({"reused": 0}) == images_line({}) == "images    4 total: 3 done, 1 failed, 0 pending"
+
+
+def test_the_plain_progress_line_says_how_many_were_reused() -> None:
+    out = io.StringIO()
+    PlainLines(Console(file=out, width=200)).update({"total_images": 4, "processed": 3, "failed": 1, "reused": 2})
+    assert out.getvalue().startswith("progress: 4/4 images (3 done, 1 failed; 2 reused), ")

@@ -172,9 +172,9 @@ def test_upload_progress_thumbnails_csv_and_recent(
     tab.upload(good)
     expect(page.locator("#status-value")).to_have_text("completed", timeout=SLOW)
     first_id = current_request_id(page)
-    for name, count in {"processed": "4", "failed": "0", "pending": "0", "total": "4"}.items():
+    for name, count in {"processed": "4", "reused": "1", "failed": "0", "pending": "0", "total": "4"}.items():
         expect(page.locator(f"#count-{name}")).to_have_text(count)
-    expect(page.locator("#progress-text")).to_have_text("completed: 4 of 4 images processed.")
+    expect(page.locator("#progress-text")).to_have_text("completed: 4 of 4 images processed (1 reused).")
     assert page.locator("#progress-text").get_attribute("aria-live") == "polite"
     assert page.eval_on_selector("#progress", "p => [p.value, p.max]") == [4, 4]
 
@@ -184,11 +184,14 @@ def test_upload_progress_thumbnails_csv_and_recent(
     # A product name is shown as text, never run as markup.
     expect(rows.nth(2).locator("th")).to_have_text(hostile_name)
     expect(page.locator("img[src='x']")).to_have_count(0)
+    # The last product's photo is the first's: it says it took that output, and why; the others say nothing.
+    expect(page.locator("#product-rows .reused")).to_have_count(1)
+    expect(rows.nth(2).locator(".pair .reused")).to_have_text("reused: same source in this request")
     assert_loaded(page, page.locator("img[alt$='compressed']"))
     assert_loaded(page, page.locator("img[alt$='original']"))
     expect(page.locator("img[alt$='compressed']")).to_have_count(4)
     out_src = page.locator("img[alt='Shoe, image 1, compressed']").get_attribute("src")
-    assert out_src.startswith(f"{service.base_url}/images/{first_id}/")
+    assert out_src.startswith(f"{service.base_url}/images/c/")  # outputs are stored by content
     assert_sizes_shown(page, httpx.get(f"{service.base_url}/api/status/{first_id}/", timeout=10).json())
 
     link = page.get_by_role("link", name="Download the output CSV")
@@ -198,7 +201,7 @@ def test_upload_progress_thumbnails_csv_and_recent(
         link.click()
     text = Path(download.value.path()).read_bytes().decode("utf-8-sig")
     assert text.startswith(
-        "S. No.,Product Name,Input Image Urls,Output Image Urls,Input Image Bytes,Output Image Bytes\r\n"
+        "S. No.,Product Name,Input Image Urls,Output Image Urls,Input Image Bytes,Output Image Bytes,Reused\r\n"
     )
     assert out_src in text
     assert httpx.get(href, timeout=10).status_code == 200
@@ -218,6 +221,9 @@ def test_upload_progress_thumbnails_csv_and_recent(
     ]
     assert efforts == ["max", "fast"]  # left alone it is the default; chosen, it is sent
     expect(page.locator("#count-failed")).to_have_text("1")
+    # Another effort is another output: nothing of the first request is reused.
+    expect(page.locator("#count-reused")).to_have_text("0")
+    expect(page.locator("#product-rows .reused")).to_have_count(0)
     row = page.locator("#product-rows tr")
     expect(row).to_have_count(1)
     expect(row.locator(".errors li")).to_contain_text(f"image 2 ({broken})")

@@ -95,7 +95,7 @@ def test_finished_batch_is_delivered_once_and_signed(
     assert data["status_url"] == f"{service.base_url}/api/status/{request_id}/"
     shown = httpx.get(data["status_url"]).json()
     assert shown["status"] == "completed"
-    assert data["progress"] == {"total_images": 1, "processed": 1, "failed": 0} | {
+    assert data["progress"] == {"total_images": 1, "processed": 1, "failed": 0, "reused": 0} | {
         name: shown["progress"][name] for name in BYTE_COUNTS
     }
     assert data["progress"]["bytes_saved"] > 0
@@ -200,10 +200,11 @@ def test_failing_receiver_gets_it_on_the_third_attempt_with_one_id(
         )
 
 
-def test_the_event_counts_the_bytes_in_out_and_saved(
+def test_the_event_counts_the_reused_images_and_the_bytes_in_out_and_saved(
     start: Start, receiver: Receiver, image_server: ImageServer
 ) -> None:
-    """Of the compressed images only, as the status counts them: a failed one has no output to weigh."""
+    """Of the compressed images only, as the status counts them: a failed one has no output to weigh; an image
+    whose source appeared earlier in the request took that output and is counted as reused."""
     service = start()
     tag = uuid.uuid4().hex[:8]
     sources = [make_image("jpeg", 5, (480, 360)), make_image("png", 6, (320, 240))]
@@ -211,6 +212,7 @@ def test_the_event_counts_the_bytes_in_out_and_saved(
         image_server.add(f"/{tag}/a.jpg", sources[0]),
         image_server.add(f"/{tag}/b.png", sources[1], "image/png"),
         image_server.url(f"/{tag}/gone.jpg"),
+        image_server.url(f"/{tag}/a.jpg"),
     ]
     request_id = service.upload(
         f'S. No.,Product Name,Input Image Urls\n1,Shoe,"{",".join(urls)}"\n', receiver.url("/hooks/bytes")
@@ -222,19 +224,21 @@ def test_the_event_counts_the_bytes_in_out_and_saved(
     assert delivery.verified
     progress = delivery.payload["data"]["progress"]
     [product] = service.status(request_id)["products"]
-    bytes_in = sum(len(data) for data in sources)
+    assert product["reused"] == [None, None, None, "same source in this request"]
+    bytes_in = sum(len(data) for data in sources) + len(sources[0])
     bytes_out = sum(len(service.api.get(url).content) for url in product["output_image_urls"] if url)
     assert progress == {
-        "total_images": 3,
-        "processed": 2,
+        "total_images": 4,
+        "processed": 3,
         "failed": 1,
+        "reused": 1,
         "bytes_in": bytes_in,
         "bytes_out": bytes_out,
         "bytes_saved": bytes_in - bytes_out,
         "saved_percent": round(100 * (bytes_in - bytes_out) / bytes_in, 1),
     }
-    assert {name: progress[name] for name in BYTE_COUNTS} == {
-        name: service.status(request_id)["progress"][name] for name in BYTE_COUNTS
+    assert {name: progress[name] for name in (*BYTE_COUNTS, "reused")} == {
+        name: service.status(request_id)["progress"][name] for name in (*BYTE_COUNTS, "reused")
     }
 
 

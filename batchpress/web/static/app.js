@@ -151,6 +151,7 @@ async function poll(gen) {
 
 function renderStatus(data) {
   const { total_images: total, processed, failed, pending } = data.progress;
+  const reused = data.progress.reused || 0; // servers from before reuse do not count it
   const badge = $("status-value");
   badge.textContent = statusLabel(data.status);
   badge.className = `badge status-${data.status}`;
@@ -159,6 +160,7 @@ function renderStatus(data) {
 
   const summary =
     `${statusLabel(data.status)}: ${processed} of ${total} images processed` +
+    (reused ? ` (${reused} reused)` : "") +
     (failed ? `, ${failed} failed` : "") +
     (pending ? `, ${pending} pending` : "") +
     ".";
@@ -167,6 +169,7 @@ function renderStatus(data) {
   bar.max = Math.max(total, 1);
   bar.value = total ? processed + failed : TERMINAL.has(data.status) ? 1 : 0;
   $("count-processed").textContent = processed;
+  $("count-reused").textContent = reused;
   $("count-failed").textContent = failed;
   $("count-pending").textContent = pending;
   $("count-total").textContent = total;

@@ -74,12 +74,19 @@ function imageSizes(bytesIn, bytesOut) {
   return el("span", { class: "sizes", title: exact }, `${sizes} (${changeText(bytesIn, bytesOut)})`);
 }
 
+/** Why an image was not compressed again, e.g. "reused: same content"; null for one compressed for itself. */
+function reusedNote(why) {
+  if (!why) return null;
+  return el("span", { class: "reused", title: "not compressed again: this output already existed" }, `reused: ${why}`);
+}
+
 function productRow(product, finished) {
   const failed = failedPositions(product.errors);
   const name = product.product_name;
-  // Servers from before per-image sizes send no lists: their products show thumbnails only.
+  // Servers from before per-image sizes (or reuse) send no lists: their products show thumbnails only.
   const sizesIn = product.input_image_bytes || [];
   const sizesOut = product.output_image_bytes || [];
+  const reused = product.reused || [];
   const pairs = product.input_image_urls.map((input, i) => {
     const output = product.output_image_urls[i];
     let after;
@@ -93,6 +100,7 @@ function productRow(product, finished) {
       el("span", { class: "arrow", "aria-hidden": "true" }, "→"),
       after,
       imageSizes(sizesIn[i], sizesOut[i]),
+      reusedNote(reused[i]),
     );
   });
   const errors = product.errors.length
