@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -44,6 +44,7 @@ from benchmarks.endtoend import (
 from benchmarks.fairness import GOAL_SECONDS, GOAL_THROUGHPUT, SMALL_IMAGES, FairShare, describe, fair_share
 from benchmarks.origin import Origin
 from benchmarks.report import Row, machine, table
+from benchmarks.reuse import Reuse, plain_csv, repeated_feed, reuse_rows, warm_again
 from tests.support.cluster import port_open
 from tests.support.photos import make_image
 from tests.support.servers import Service
@@ -65,6 +66,11 @@ class Sizes:
     fair_copies: int  # the large batch of the fair-share part: the JPEG set this many times
     fair_tries: int  # small requests beside each of its runs
     scored: bench_quality.Subset  # the images SSIMULACRA2 scores
+    # Runs of the large batch alone and beside small requests, for its throughput ratio.
+    fair_rounds: int = 2
+    # End-to-end runs a set on PostgreSQL + Redis: a JPEG pair takes ~70 s at the default effort, so one fits the
+    # 10 minutes; single pairs spread 0.82-1.1 on this machine, so ``--pg-pairs 3`` for a figure to rely on.
+    pg_pairs: int = 1
 
 
 # 480 JPEGs: with the codec at ~110 images/s on two cores, 160 made a batch of under 2 s, most of it start-up
@@ -91,9 +97,6 @@ QUICK = Sizes(
     2,
     bench_quality.Subset(dict.fromkeys(("JPEG", "PNG", "WEBP"), 1), 4.0),
 )
-# Runs of the large batch alone and beside small requests, for its throughput ratio.
-FAIR_ROUNDS = 2
-
 _STARTED = time.monotonic()
 
 
@@ -113,10 +116,17 @@ def postgres_redis_reason() -> str | None:
 
 
 def end_to_end(
-    api: Service, sets: list[Corpus], csvs: dict[str, str], repeats: int, codec: CodecPool | None, pillow: bool
+    api: Service,
+    sets: list[Corpus],
+    csvs: dict[str, list[str]],
+    repeats: int,
+    codec: CodecPool | None,
+    pillow: bool,
+    again: Callable[[Corpus, int, str, Run], None] | None = None,
 ) -> dict[str, list[Run]]:
     """Each run follows a codec-limit pass (and a Pillow q50 pass with ``pillow``) over the same set, when the codec
-    part runs: the ratios are then taken per run, a minute's drift in the machine's speed moving both sides."""
+    part runs: the ratios are then taken per run, a minute's drift in the machine's speed moving both sides. Run
+    ``n`` of a set uploads its ``n``-th CSV (in turn); ``again`` follows each run, before the next codec pass."""
     results = {}
     for corpus in sets:
         runs = []
@@ -125,8 +135,11 @@ def end_to_end(
             # Pillow's pass only before the first run: its speed is the reference, not the subject (~9 s a pass).
             with_pillow = codec is not None and pillow and repeat == 0
             pillow_seconds = codec.run(corpus.name, "pillow_q50") if codec and with_pillow else None
-            run = timed_run(api, csvs[corpus.name], len(corpus.photos))
+            csv_text = csvs[corpus.name][repeat % len(csvs[corpus.name])]
+            run = timed_run(api, csv_text, len(corpus.photos))
             runs.append(replace(run, codec_seconds=codec_seconds, pillow_seconds=pillow_seconds))
+            if again is not None:
+                again(corpus, repeat, csv_text, run)
         results[corpus.name] = runs
         log(f"  {corpus.name}: {', '.join(map(_described, runs))} s")
     return results
@@ -155,7 +168,23 @@ def section(results: dict[str, Any], name: str) -> Iterator[None]:
         results["errors"][name] = f"{type(exc).__name__}: {exc}"[:300]
 
 
-PARTS = ("codec", "embedded", "quality", "status", "fairness", "postgres", "naive", "ingest")
+PARTS = ("codec", "embedded", "reuse", "quality", "status", "fairness", "postgres", "naive", "ingest")
+
+
+def again_hook(api: Service, reused: Reuse | None) -> Callable[[Corpus, int, str, Run], None] | None:
+    """After each of the JPEG set's first two runs (no validators, then ETags), the same CSV again, warm."""
+    if reused is None:
+        return None
+
+    def again(corpus: Corpus, repeat: int, csv_text: str, cold: Run) -> None:
+        kind = ("no validators", "ETag")[repeat] if corpus.name == "jpeg" and repeat < 2 else None
+        if kind is None:
+            return
+        warm = warm_again(api, csv_text, len(corpus.photos))
+        reused.again[kind] = (cold, warm)
+        log(f"  same CSV again ({kind}): {warm.seconds:.2f} s")
+
+    return again
 
 
 def measure(sizes: Sizes, repeats: int, seed: int, skip_pg: str | None, parts: set[str]) -> dict[str, Any]:
@@ -203,7 +232,9 @@ def measure_services(
     plan = {name: (rounds or repeats, requests) for name, (rounds, requests) in sizes.status_plan.items()}
     with Origin() as server, tempfile.TemporaryDirectory(prefix="bp-bench-") as tmp, ExitStack() as stack:
         root = Path(tmp)
-        csvs = {c.name: products_csv(serve(server, c), seed) for c in sets}
+        csvs = {c.name: [products_csv(serve(server, c), seed)] for c in sets}
+        # The JPEG set's runs alternate an origin with no validators and one with ETags, for the reuse part.
+        csvs[sets[0].name].insert(0, plain_csv(server, sets[0], seed))
         log("end to end, embedded (SQLite + filesystem broker)")
         with section(results, "embedded"):
             if not parts & {"embedded", "status", "fairness"}:
@@ -215,7 +246,14 @@ def measure_services(
             log(f"  warm-up: {tiny_images} tiny images in {tiny_seconds:.1f} s (includes the worker start)")
             jpeg_rate = 20.0  # a guess, when only the status part runs
             if "embedded" in parts:
-                results["embedded"] = end_to_end(api, list(sets), csvs, repeats, codec, pillow=True)
+                results["reuse"] = reused = Reuse() if "reuse" in parts else None
+                results["embedded"] = end_to_end(
+                    api, list(sets), csvs, repeats, codec, pillow=True, again=again_hook(api, reused)
+                )
+                if reused is not None:
+                    log("a feed with repeated URLs")
+                    feed, reused.repeated_distinct = repeated_feed(serve(server, sets[1]), seed)
+                    reused.repeated = timed_run(api, feed, len(sets[1].photos))
                 jpeg_rate = len(sets[0].photos) / statistics.median(r.seconds for r in results["embedded"]["jpeg"])
             with section(results, "quality"):
                 if "quality" not in parts or "embedded" not in results or codec is None:
@@ -231,7 +269,7 @@ def measure_services(
                 if "fairness" not in parts:
                     raise Skipped
                 results["fairness"] = fair_share(
-                    api, server, sets[0], copies=sizes.fair_copies, tries=sizes.fair_tries, rounds=FAIR_ROUNDS
+                    api, server, sets[0], copies=sizes.fair_copies, tries=sizes.fair_tries, rounds=sizes.fair_rounds
                 )
                 log(f"  {describe(results['fairness'])}")
             results["worker_pool_peaks"] = worker_pool_peaks(api.process.pid)
@@ -243,8 +281,7 @@ def measure_services(
             with section(results, "postgres_redis"), postgres_redis(root / "cluster", cores) as api:
                 warm_up(api, server, make_image("jpeg", 1, (640, 480)), 4 * cores)
                 # No Pillow passes: its row's ratio is against the embedded runs, and PNG optimize costs ~5 s a pass.
-                # One pair a set: at the default effort a JPEG pair takes ~70 s, and the whole must stay under 10 min.
-                results["postgres_redis"] = end_to_end(api, list(sets), csvs, 1, codec, pillow=False)
+                results["postgres_redis"] = end_to_end(api, list(sets), csvs, sizes.pg_pairs, codec, pillow=False)
         else:
             log(f"PostgreSQL + Redis part skipped: {skip_pg}")
         log("naive baseline (one Celery task, requests + Pillow, concurrency 1)")
@@ -397,6 +434,7 @@ def build_rows(results: dict[str, Any], sizes: Sizes, skip_pg: str | None) -> li
                 rows.append(row if variant.goals else replace(row, target="", goal=None))
     else:
         rows.append(replace(failed, metric="status latency"))
+    rows.extend(reuse_rows(results.get("reuse"), results.get("embedded", {}).get(sets[1].name, []), failed))
     rows.extend(fair_rows(results.get("fairness"), failed))
     peaks = results.get("worker_pool_peaks")
     rows.append(Row("worker pool process peak RSS (max)", max(peaks) / MB if peaks else None, "MB (VmHWM)"))
@@ -469,10 +507,18 @@ def main() -> None:
     parser.add_argument("--mixed", type=int, help=f"images in the mixed set (default {FULL.mixed})")
     parser.add_argument("--seed", type=int, default=20260101)
     parser.add_argument("--only", nargs="+", choices=PARTS, default=PARTS, help="run only these parts")
+    parser.add_argument("--pg-pairs", type=int, help=f"end-to-end runs a set on PostgreSQL (default {FULL.pg_pairs})")
+    parser.add_argument("--fair-rounds", type=int, help=f"fair-share rounds (default {FULL.fair_rounds})")
     parser.add_argument("--json", type=Path, default=Path("bench-results/bench.json"))
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
-    sizes = replace(sizes, jpegs=args.jpegs or sizes.jpegs, mixed=args.mixed or sizes.mixed)
+    sizes = replace(
+        sizes,
+        jpegs=args.jpegs or sizes.jpegs,
+        mixed=args.mixed or sizes.mixed,
+        pg_pairs=args.pg_pairs or sizes.pg_pairs,
+        fair_rounds=args.fair_rounds or sizes.fair_rounds,
+    )
     # Two runs a figure keeps the whole under 10 minutes at the default effort, whose codec is ~4x slower per image.
     repeats = args.repeats or (1 if args.quick else 2)
     info = machine()

@@ -18,7 +18,7 @@ import httpx
 from benchmarks.codec import CodecPool, Graded
 from benchmarks.corpus import Corpus
 from benchmarks.endtoend import output_urls
-from benchmarks.origin import Origin
+from benchmarks.origin import PLAIN, Origin
 from benchmarks.quality import Scores
 from benchmarks.report import Row
 from tests.support.servers import Service
@@ -64,7 +64,9 @@ def to_score(corpus: Corpus, subset: Subset) -> set[int]:
 
 def fetch(api: Service, server: Origin, corpus: Corpus, request_id: str, keep: set[int]) -> Outputs:
     """Download the request's outputs; only the ones in ``keep`` are kept whole."""
+    # The same bytes under /plain/ (no validators, benchmarks/reuse.py) are the same photo.
     index_of = {server.url(p.path): i for i, p in enumerate(corpus.photos)}
+    index_of |= {server.url(f"/{PLAIN}{p.path.lstrip('/')}"): i for i, p in enumerate(corpus.photos)}
     outputs = Outputs({}, {})
     with httpx.Client(timeout=60) as client:
         for input_url, output_url in output_urls(api, request_id).items():

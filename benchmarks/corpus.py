@@ -22,7 +22,7 @@ from typing import TypeVar
 from PIL import Image
 
 from benchmarks.origin import Origin
-from tests.support.photos import JpegStyle, make_image, photo, web_jpeg
+from tests.support.photos import JpegStyle, make_image, photo, tagged, web_jpeg
 
 ASPECTS = (4 / 3, 3 / 4, 1.0, 3 / 2, 2 / 3, 16 / 9)
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
@@ -182,9 +182,13 @@ def build(jpegs: int, mixed: int, seed: int, *, scale: float = 1.0) -> tuple[Cor
 
 
 def serve(server: Origin, corpus: Corpus, copy: int = 0) -> list[str]:
-    """Register the corpus on the origin (``copy`` > 0 adds it again under other paths) and return URLs."""
+    """Register the corpus on the origin (``copy`` > 0 adds it again under other paths, as other bytes: the service
+    would reuse the first copy's outputs otherwise) and return URLs."""
     prefix = f"/copy{copy}" if copy else ""
-    return [server.add(prefix + p.path, p.data, CONTENT_TYPES[p.format]) for p in corpus.photos]
+    return [
+        server.add(prefix + p.path, tagged(p.data, f"copy {copy}") if copy else p.data, CONTENT_TYPES[p.format])
+        for p in corpus.photos
+    ]
 
 
 def products_csv(urls: Sequence[str], seed: int = 0) -> str:

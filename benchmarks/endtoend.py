@@ -22,8 +22,11 @@ from pathlib import Path
 
 import httpx
 import psutil
+from sqlalchemy import delete
 
 from batchpress.config import Settings
+from batchpress.db.engine import Database
+from batchpress.models import SourceValidator, StoredOutput
 from benchmarks import naive
 from benchmarks.origin import Origin
 from tests.support.cluster import Cluster, postgres_database
@@ -64,12 +67,36 @@ def upload(base_url: str, csv_text: str, effort: str | None = None) -> tuple[str
     return str(response.json()["request_id"]), answered, answered_at
 
 
-def timed_run(api: Service, csv_text: str, images: int, timeout: float = 600, effort: str | None = None) -> Run:
+def forget_outputs(api: Service) -> None:
+    """Make the next upload compress every image again: the service forgets its stored outputs' recipes and the
+    origins' validators (outputs and image rows stay). A throughput run must not reuse the last run's outputs."""
+    settings = Settings(data_dir=api.data_dir, database_url=api.env.get("BATCHPRESS_DATABASE_URL", ""))
+    db = Database(settings)
+    try:
+        with db.session() as session:
+            session.execute(delete(StoredOutput))
+            session.execute(delete(SourceValidator))
+    finally:
+        db.dispose()
+
+
+def timed_run(
+    api: Service,
+    csv_text: str,
+    images: int,
+    timeout: float = 600,
+    effort: str | None = None,
+    *,
+    warm: bool = False,
+) -> Run:
     """Upload, poll every 20 ms until the first image is done, then every 0.25 s (with limit=1) until terminal.
+    Cold (every image compressed, ``forget_outputs``) unless ``warm``.
 
     The batch's time ends at the ``finished_at`` the service stamps when it finishes the request (same machine,
     same clock): the poll that then sees it comes up to 0.25 s later, a delay of the benchmark's own polling.
     """
+    if not warm:
+        forget_outputs(api)
     request_id, answered, answered_at = upload(api.base_url, csv_text, effort)
     first: float | None = None
     with httpx.Client(base_url=api.base_url, timeout=30) as client:

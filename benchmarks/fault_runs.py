@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, func, select
 
 from batchpress.config import Settings
 from batchpress.models import Image
-from benchmarks.endtoend import PG_ADMIN, TERMINAL, embedded, scaled_out, upload
+from benchmarks.endtoend import PG_ADMIN, TERMINAL, embedded, forget_outputs, scaled_out, upload
 from tests.support.cluster import Cluster, RedisServer
 from tests.support.servers import Service, worker_main
 
@@ -202,6 +202,7 @@ def inject(fault: str, target: Deployment) -> str:
 def run_batch(target: Deployment, csv_text: str, images: int, fault: str | None, timeout: float) -> Batch:
     """Upload, poll (every 0.1 s until the fault, then every 0.25 s; a failed poll is counted and retried) until
     terminal, then count what the request left behind."""
+    forget_outputs(target.api)  # every batch compresses its images, not the last batch's outputs again
     request_id, answered, answered_at = upload(target.api.base_url, csv_text)
     fault_at: int | None = None
     note = ""

@@ -34,7 +34,9 @@ DEFAULT_TYPE = "application/octet-stream"
 SEGMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 MAX_HEAD = 16 * 1024
 NOT_FOUND = b"not found\n"
-REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
+REASONS = {200: "OK", 304: "Not Modified", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
+# Paths under this first segment are served without validators, as some origins do; all others carry an ETag.
+PLAIN = "plain/"
 
 
 def relative(path: str) -> str | None:
@@ -118,8 +120,12 @@ class Origin:
         self._dir.cleanup()
 
 
-def _head(status: int, length: int, content_type: str = "text/plain", close: bool = False) -> bytes:
+def _head(
+    status: int, length: int, content_type: str = "text/plain", close: bool = False, etag: str | None = None
+) -> bytes:
     lines = [f"HTTP/1.1 {status} {REASONS[status]}", f"Content-Type: {content_type}", f"Content-Length: {length}"]
+    if etag:
+        lines.append(f"ETag: {etag}")
     if close:
         lines.append("Connection: close")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
@@ -129,15 +135,16 @@ def _content_type(rel: str) -> str:
     return TYPES.get(os.path.splitext(rel)[1].lower(), DEFAULT_TYPE)
 
 
-def _open(root: str, rel: str) -> tuple[int, int] | None:
-    """A descriptor and size of the regular file served at ``rel``, or None."""
+def _open(root: str, rel: str) -> tuple[int, int, str] | None:
+    """A descriptor, size and ETag of the regular file served at ``rel``, or None. Equal bodies share one blob
+    (``Origin.add``), so the ETag (its inode and size, as nginx takes mtime and size) follows the bytes."""
     try:
         fd = os.open(os.path.join(root, "files", rel), os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
         return None
     info = os.fstat(fd)
     if stat.S_ISREG(info.st_mode):
-        return fd, info.st_size
+        return fd, info.st_size, f'"{info.st_ino:x}-{info.st_size:x}"'
     os.close(fd)
     return None
 
@@ -166,10 +173,15 @@ def _answer(conn: socket.socket, head: bytes, root: str) -> bool:
         body = NOT_FOUND if method == "GET" else b""
         conn.sendall(_head(404, len(NOT_FOUND), close=not keep) + body)
         return keep
-    fd, size = opened
+    fd, size, etag = opened
     try:
+        if rel.startswith(PLAIN):
+            etag = ""
+        elif etag and headers.get("if-none-match") == etag:
+            conn.sendall(_head(304, 0, _content_type(rel), not keep, etag))
+            return keep
         send_body = method == "GET" and size > 0
-        conn.sendall(_head(200, size, _content_type(rel), not keep), socket.MSG_MORE if send_body else 0)
+        conn.sendall(_head(200, size, _content_type(rel), not keep, etag), socket.MSG_MORE if send_body else 0)
         offset = 0
         while send_body and offset < size:
             sent = os.sendfile(conn.fileno(), fd, offset, size - offset)

@@ -17,7 +17,7 @@ from pathlib import Path
 from benchmarks.endtoend import DEFAULTS
 from benchmarks.origin import Origin
 from tests.support.cluster import Cluster, port_open, postgres_database
-from tests.support.photos import make_image
+from tests.support.photos import make_image, tagged
 
 PG_ADMIN = "postgresql://root@127.0.0.1:5432/test"
 
@@ -25,7 +25,9 @@ PG_ADMIN = "postgresql://root@127.0.0.1:5432/test"
 def corpus_csv(server: Origin, images: int, size: tuple[int, int]) -> str:
     lines = ["S. No.,Product Name,Input Image Urls"]
     for serial in range(1, images // 2 + 1):
-        urls = [server.add(f"/bench/{serial}-{k}.jpg", make_image("jpeg", serial * 2 + k, size)) for k in range(2)]
+        paths = [f"/bench/{serial}-{k}.jpg" for k in range(2)]
+        # Other bytes for every image, as a shop's are: the service compresses equal bytes once.
+        urls = [server.add(p, tagged(make_image("jpeg", serial * 2 + k, size), p)) for k, p in enumerate(paths)]
         lines.append(f'{serial},Item {serial},"{",".join(urls)}"')
     return "\n".join(lines) + "\n"
 
