@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from batchpress.config import Settings
 from batchpress.db.engine import Database
+from batchpress.db.revisions import bump_revision
 from batchpress.db.unit_of_work import unit_of_work
 from batchpress.lifecycle.finish import EnqueueEvent, finish
 from batchpress.lifecycle.start import Enqueue
@@ -24,6 +25,7 @@ from batchpress.processing.leases import (
     lease_census,
     requeue_expired,
 )
+from batchpress.processing.repeats import settle_repeats, stranded
 from batchpress.webhooks.delivery import due_events
 
 
@@ -51,9 +53,14 @@ class Sweeper:
         self.enqueue = enqueue
         self.enqueue_event = enqueue_event
         self._idle_before = False
+        self._passes = 0
 
     def sweep(self) -> SweepReport:
         return sweep(self.db, self.settings, self.enqueue, self.enqueue_event, sweeper=self)
+
+    def look_at_repeats(self, census: LeaseCensus) -> bool:
+        self._passes += 1
+        return not census.live or self._passes % 10 == 1
 
     def take_pending(self, census: LeaseCensus) -> bool:
         idle_twice = not census.live and self._idle_before
@@ -79,6 +86,14 @@ def sweep(
                 )
             )
         )
+        # Reads every waiting image of big requests: when nothing is being worked on, and every tenth pass.
+        look = sweeper.look_at_repeats(census) if sweeper else True
+        left_waiting = stranded(session) if look else set()
+    if left_waiting:
+        with db.session() as session:
+            settle_repeats(session, left_waiting)
+            bump_revision(session, left_waiting)
+        open_requests |= left_waiting
     pending = sweeper.take_pending(census) if sweeper else census.lapsed or not census.live
     exhausted: set[uuid.UUID] = set()
     requeued: list[Requeued] = []

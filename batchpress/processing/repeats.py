@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection
 
-from sqlalchemy import case, update
+from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session, aliased
 
 from batchpress.db.base import utcnow
@@ -44,3 +44,18 @@ def settle_repeats(session: Session, request_ids: Collection[uuid.UUID]) -> int:
         .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def stranded(session: Session, limit: int = 100) -> set[uuid.UUID]:
+    """Requests with a waiting image whose first image is final: none, unless a path that ended a first image forgot
+    ``settle_repeats``. The sweeper settles them, so a repeat can never keep its request open for ever. A read,
+    through the (state, lease_until) index: no write lock when there is nothing to do."""
+    first = aliased(Image)
+    return set(
+        session.scalars(
+            select(Image.request_id)
+            .join(first, first.id == Image.repeat_of)
+            .where(Image.state == ImageState.WAITING.value, first.state.in_(_FINAL))
+            .limit(limit)
+        )
+    )

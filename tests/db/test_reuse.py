@@ -6,11 +6,15 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from batchpress.models import Image, ImageState, StoredOutput
+from batchpress.config import Settings
+from batchpress.db.engine import Database
+from batchpress.lifecycle.sweep import Sweeper
+from batchpress.models import Image, ImageState, ProcessingRequest, StoredOutput
 from batchpress.processing.leases import give_up_exhausted
 from batchpress.processing.results import Compressed, Failed, Seen, record_results
 from batchpress.processing.reuse import keep_outputs
 from tests.db.conftest import new_request
+from tests.db.test_lifecycle import Published
 
 RECIPE = "ab" * 32
 
@@ -91,3 +95,23 @@ def test_a_reuse_of_an_output_deleted_meanwhile_is_left_to_compress_again(sessio
         kept, dropped = keep_outputs(session, [(ids[0], reuse_kept), (ids[1], reuse_gone)], url_for=lambda k: k)
     assert kept == [(ids[0], reuse_kept)]
     assert dropped == []
+
+
+def test_the_sweeper_settles_a_repeat_left_waiting_on_a_final_image(
+    database: Database, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    request_id, ids = new_request(sessions, 2)
+    with sessions.begin() as session:  # as if a path had ended the first image without settling its repeat
+        session.execute(
+            update(Image).where(Image.id == ids[0]).values(state="done", output_key="c/a.jpg", output_bytes=300)
+        )
+        session.execute(
+            update(Image).where(Image.id == ids[1]).values(state="waiting", repeat_of=ids[0], lease_until=None)
+        )
+    published = Published()
+    Sweeper(database, settings, published.chunk, published.event).sweep()
+
+    with sessions() as session:
+        repeat = session.get_one(Image, ids[1])
+        assert (repeat.state, repeat.output_key, repeat.reused) == ("done", "c/a.jpg", "request")
+        assert session.get_one(ProcessingRequest, request_id).status == "completed"
