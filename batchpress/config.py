@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     # How often each worker's sweeper looks for lapsed leases, lost messages, unfinished requests and due webhooks.
     sweep_interval_seconds: float = Field(default=2.0, gt=0)
     max_attempts: int = Field(default=5, ge=1)
+    # Finished requests older than this many days are deleted with their outputs (those no other request lists);
+    # 0 keeps everything.
+    retention_days: int = Field(default=30, ge=0)
 
     download_connect_timeout: float = Field(default=5.0, gt=0)
     download_read_timeout: float = Field(default=20.0, gt=0)

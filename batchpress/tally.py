@@ -65,23 +65,29 @@ def reuse_reason(state: str, reused: str | None) -> str | None:
 
 def tally(session: Session, request_id: uuid.UUID) -> Tally:
     """Counted from the image index on (request, state, id, bytes, reused), without reading an image row."""
+    return tallies(session, [request_id])[request_id]
+
+
+def tallies(session: Session, request_ids: list[uuid.UUID]) -> dict[uuid.UUID, Tally]:
+    """``tally`` of several requests in one query (the request list's page)."""
     rows = session.execute(
         select(
+            Image.request_id,
             Image.state,
             Image.reused,
             func.count(),
             func.coalesce(func.sum(Image.input_bytes), 0),
             func.coalesce(func.sum(Image.output_bytes), 0),
         )
-        .where(Image.request_id == request_id)
-        .group_by(Image.state, Image.reused)
+        .where(Image.request_id.in_(request_ids))
+        .group_by(Image.request_id, Image.state, Image.reused)
     ).all()
-    by_state: dict[str, int] = {}
-    bytes_in = bytes_out = reused = 0
-    for state, why, n, size_in, size_out in rows:
-        by_state[state] = by_state.get(state, 0) + n
+    counts: dict[uuid.UUID, list[int]] = {rid: [0, 0, 0] for rid in request_ids}  # bytes in, out, reused
+    by_state: dict[uuid.UUID, dict[str, int]] = {rid: {} for rid in request_ids}
+    for rid, state, why, n, size_in, size_out in rows:
+        by_state[rid][state] = by_state[rid].get(state, 0) + n
         if state == ImageState.DONE.value:
-            bytes_in += int(size_in or 0)
-            bytes_out += int(size_out or 0)
-            reused += n if why is not None else 0
-    return Tally(by_state, bytes_in, bytes_out, reused)
+            counts[rid][0] += int(size_in or 0)
+            counts[rid][1] += int(size_out or 0)
+            counts[rid][2] += n if why is not None else 0
+    return {rid: Tally(by_state[rid], *counts[rid]) for rid in request_ids}

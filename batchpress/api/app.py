@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 
 from batchpress import __version__
-from batchpress.api import output_csv, processing_callback, status, upload, webhook_status
+from batchpress.api import output_csv, processing_callback, requests, status, upload, webhook_status
 from batchpress.api.auth import ApiKeys
 from batchpress.api.body_limit import BodyLimitMiddleware
 from batchpress.api.errors import install_error_handlers
@@ -79,6 +79,7 @@ def create_app(context: Context) -> FastAPI:
     app.include_router(upload.router, tags=["requests"])
     app.include_router(status.router, tags=["requests"])
     app.include_router(output_csv.router, tags=["requests"])
+    app.include_router(requests.router, tags=["requests"])
     app.include_router(processing_callback.router, tags=["webhooks"])
     app.include_router(webhook_status.router, tags=["webhooks"])
     app.include_router(operations_router, tags=["operations"])

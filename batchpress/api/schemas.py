@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from batchpress.tally import Tally
+
 EXAMPLE_ID = "6f1c2a3e-4b5d-4c7e-9f80-1a2b3c4d5e6f"
 
 
@@ -35,6 +37,89 @@ class Progress(BaseModel):
     saved_percent: float | None = Field(
         default=None, description="bytes_saved as a percentage of bytes_in, to one decimal; null while bytes_in is 0"
     )
+
+
+def progress_of(counted: Tally) -> Progress:
+    return Progress(
+        total_images=counted.total,
+        processed=counted.done,
+        failed=counted.failed,
+        pending=counted.total - counted.done - counted.failed,
+        reused=counted.reused,
+        **counted.byte_counts(),
+    )
+
+
+class RequestSummary(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "request_id": EXAMPLE_ID,
+                    "status": "cancelled",
+                    "created_at": "2026-12-07T10:00:00Z",
+                    "finished_at": "2026-12-07T10:00:05Z",
+                    "progress": {
+                        "total_images": 3,
+                        "processed": 1,
+                        "failed": 2,
+                        "pending": 0,
+                        "reused": 0,
+                        "bytes_in": 1482113,
+                        "bytes_out": 320544,
+                        "bytes_saved": 1161569,
+                        "saved_percent": 78.4,
+                    },
+                    "status_url": f"http://127.0.0.1:8000/api/status/{EXAMPLE_ID}/",
+                }
+            ]
+        }
+    )
+
+    request_id: uuid.UUID
+    status: str = Field(
+        description="pending, processing, completed, completed_with_errors, failed or cancelled (the last four "
+        "are final)"
+    )
+    created_at: dt.datetime
+    finished_at: dt.datetime | None
+    progress: Progress
+    status_url: str
+
+
+class RequestList(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "requests": [
+                        {
+                            "request_id": EXAMPLE_ID,
+                            "status": "completed",
+                            "created_at": "2026-12-07T10:00:00Z",
+                            "finished_at": "2026-12-07T10:00:41Z",
+                            "progress": {
+                                "total_images": 3,
+                                "processed": 3,
+                                "failed": 0,
+                                "pending": 0,
+                                "reused": 1,
+                                "bytes_in": 1734112,
+                                "bytes_out": 412530,
+                                "bytes_saved": 1321582,
+                                "saved_percent": 76.2,
+                            },
+                            "status_url": f"http://127.0.0.1:8000/api/status/{EXAMPLE_ID}/",
+                        }
+                    ],
+                    "next_cursor": "MjAyNi0xMi0wN1QxMDowMDowMCswMDowMHw2ZjFjMmEzZQ",
+                }
+            ]
+        }
+    )
+
+    requests: list[RequestSummary] = Field(description="newest first")
+    next_cursor: str | None = Field(description="pass as cursor for the next page; null on the last one")
 
 
 class ProductStatus(BaseModel):

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from batchpress.api import status_page
 from batchpress.api.auth import api_key_scheme, bearer_scheme, owned_revision, request_key_id
-from batchpress.api.schemas import OptionsOut, Progress, RequestStatusOut, error_responses
+from batchpress.api.schemas import OptionsOut, RequestStatusOut, error_responses, progress_of
 from batchpress.api.status_cache import Answer, AnswerCache, accepts_gzip
 from batchpress.api.webhook_status import webhook_status
 from batchpress.config import Settings
@@ -246,14 +246,7 @@ def summarize(session: Session, settings: Settings, rid: uuid.UUID) -> dict[str,
         "created_at": as_utc(request.created_at),
         "updated_at": as_utc(request.updated_at),
         "finished_at": as_utc(request.finished_at) if request.finished_at else None,
-        "progress": Progress(
-            total_images=counted.total,
-            processed=counted.done,
-            failed=counted.failed,
-            pending=counted.total - counted.done - counted.failed,
-            reused=counted.reused,
-            **counted.byte_counts(),
-        ),
+        "progress": progress_of(counted),
         "options": OptionsOut(
             quality=request.quality,
             output_format=request.output_format,

@@ -22,10 +22,20 @@ router = APIRouter()
 LOG_LIMIT = 50
 
 
+def latest_event(session: Session, request_id: uuid.UUID) -> WebhookEvent | None:
+    """The event of the request's last terminal move; a retried request keeps its earlier ones in the log."""
+    return session.scalar(
+        select(WebhookEvent)
+        .where(WebhookEvent.request_id == request_id)
+        .order_by(WebhookEvent.created_at.desc())
+        .limit(1)
+    )
+
+
 def webhook_status(session: Session, request: ProcessingRequest) -> WebhookOut | None:
     if not request.webhook_url:
         return None
-    event = session.scalar(select(WebhookEvent).where(WebhookEvent.request_id == request.id))
+    event = latest_event(session, request.id)
     if event is None:
         return WebhookOut(
             url=request.webhook_url,
@@ -90,7 +100,7 @@ def redeliver(request_id: str, key_id: KeyId, ctx: Ctx) -> RedeliveryAccepted:
         session = work.session
         request = owned_request(session, request_id, key_id)
         rid = request.id
-        event = session.scalar(select(WebhookEvent).where(WebhookEvent.request_id == rid))
+        event = latest_event(session, rid)
         if event is None:
             reason = (
                 "it was uploaded without a webhook_url"

@@ -22,6 +22,7 @@ from batchpress.cli.startup import (
     shown_url,
 )
 from batchpress.config import Settings
+from batchpress.observability.disk import nearly_full
 from batchpress.observability.probes import ProbeFailed, first_line, mask_url, probe_database, probe_storage
 from batchpress.storage import make_storage
 
@@ -188,6 +189,8 @@ def storage_check(settings: Settings) -> Check:
 
         endpoint = storage.client.meta.endpoint_url if isinstance(storage, S3Storage) else settings.s3_endpoint_url
         return Check("storage", True, f"S3 bucket {settings.s3_bucket!r} at {endpoint}")
+    if warning := nearly_full(settings):
+        return Check("storage", True, f"local, {settings.images_dir} writable; WARNING: {warning}")
     return Check("storage", True, f"local, {settings.images_dir} writable")
 
 

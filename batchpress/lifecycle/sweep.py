@@ -4,8 +4,10 @@ finishes requests nobody finished, and sends webhook attempts that are due."""
 from __future__ import annotations
 
 import functools
+import logging
+import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 
@@ -13,6 +15,7 @@ from batchpress.config import Settings
 from batchpress.db.engine import Database
 from batchpress.db.revisions import bump_revision
 from batchpress.db.unit_of_work import unit_of_work
+from batchpress.lifecycle.delete import delete_requests, doomed_keys, expired, purge
 from batchpress.lifecycle.finish import EnqueueEvent, finish
 from batchpress.lifecycle.start import Enqueue
 from batchpress.models import Image, ProcessingRequest, RequestStatus
@@ -26,7 +29,10 @@ from batchpress.processing.leases import (
     requeue_expired,
 )
 from batchpress.processing.repeats import settle_repeats, stranded
+from batchpress.storage import ImageStorage
 from batchpress.webhooks.delivery import due_events
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +41,36 @@ class SweepReport:
     gave_up: int
     finished: int
     webhooks: int
+    deleted: int = 0  # requests past retention
+
+
+# Retention and left-over doomed outputs: once a minute per worker is plenty, and keeps steady passes to index probes.
+RETENTION_EVERY_SECONDS = 60.0
+# Requests deleted a pass: one transaction each, so a big one does not hold the write lock for long.
+RETENTION_BATCH = 20
+
+
+def keep_storage_bounded(db: Database, settings: Settings, storage: ImageStorage) -> int:
+    """Delete finished requests past ``retention_days`` (a bounded batch), and remove doomed outputs a crash or a
+    storage failure left behind; returns how many requests went. A failure is logged and left to the next pass."""
+    deleted = 0
+    try:
+        if settings.retention_days:
+            with db.session(read_only=True) as session:
+                old = expired(session, days=settings.retention_days, limit=RETENTION_BATCH)
+            for request_id in old:
+                with db.session() as session:
+                    doomed = delete_requests(session, [request_id])
+                purge(db, storage, doomed)
+                deleted += 1
+            if old:
+                log.info("retention: deleted %d requests finished over %d days ago", len(old), settings.retention_days)
+        with db.session(read_only=True) as session:
+            left = doomed_keys(session)
+        purge(db, storage, left)
+    except Exception:
+        log.warning("retention pass failed; the next one tries again", exc_info=True)
+    return deleted
 
 
 class Sweeper:
@@ -47,16 +83,29 @@ class Sweeper:
     between two chunks of a busy worker, with the queue still holding the images' messages.
     """
 
-    def __init__(self, db: Database, settings: Settings, enqueue: Enqueue, enqueue_event: EnqueueEvent) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        enqueue: Enqueue,
+        enqueue_event: EnqueueEvent,
+        storage: ImageStorage | None = None,
+    ) -> None:
         self.db = db
         self.settings = settings
         self.enqueue = enqueue
         self.enqueue_event = enqueue_event
+        self.storage = storage
         self._idle_before = False
         self._passes = 0
+        self._housekept_at = -RETENTION_EVERY_SECONDS
 
     def sweep(self) -> SweepReport:
-        return sweep(self.db, self.settings, self.enqueue, self.enqueue_event, sweeper=self)
+        report = sweep(self.db, self.settings, self.enqueue, self.enqueue_event, sweeper=self)
+        if self.storage is not None and time.monotonic() - self._housekept_at >= RETENTION_EVERY_SECONDS:
+            self._housekept_at = time.monotonic()
+            report = replace(report, deleted=keep_storage_bounded(self.db, self.settings, self.storage))
+        return report
 
     def look_at_repeats(self, census: LeaseCensus) -> bool:
         self._passes += 1

@@ -1,6 +1,7 @@
 """Tables, one a module; importing this package registers them all on the metadata."""
 
 from batchpress.models.disabled_webhook_url import DisabledWebhookUrl
+from batchpress.models.doomed_output import DoomedOutput
 from batchpress.models.image import Image, ImageState, Reuse
 from batchpress.models.processing_request import ProcessingRequest, RequestStatus
 from batchpress.models.product import Product
@@ -11,6 +12,7 @@ from batchpress.models.webhook_event import WebhookEvent, WebhookState
 
 __all__ = [
     "DisabledWebhookUrl",
+    "DoomedOutput",
     "Image",
     "ImageState",
     "ProcessingRequest",

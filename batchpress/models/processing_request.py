@@ -5,7 +5,7 @@ import enum
 import uuid
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Integer, String, Text, Uuid
+from sqlalchemy import Index, Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from batchpress.db.base import Base, utcnow
@@ -20,6 +20,8 @@ class RequestStatus(enum.StrEnum):
     COMPLETED = "completed"
     COMPLETED_WITH_ERRORS = "completed_with_errors"
     FAILED = "failed"
+    # Cancelled by its owner: the images not started then failed as cancelled; those in flight finished.
+    CANCELLED = "cancelled"
 
     @classmethod
     def open_states(cls) -> tuple[str, ...]:
@@ -30,6 +32,13 @@ class ProcessingRequest(Base):
     """One uploaded CSV. Its status leaves the open states exactly once, by a guarded UPDATE."""
 
     __tablename__ = "processing_request"
+    __table_args__ = (
+        # Listed newest first, a page at a time: all requests, or one API key's.
+        Index("ix_request_created", "created_at", "id"),
+        Index("ix_request_key_created", "api_key_id", "created_at", "id"),
+        # Retention finds the requests that finished longest ago.
+        Index("ix_request_finished", "finished_at"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -52,5 +61,7 @@ class ProcessingRequest(Base):
     image_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # When a worker last claimed images of it: the claim serves the request (and key) that waited longest.
     served_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    # When its owner cancelled it: its terminal move is then ``cancelled`` (lifecycle/transitions.py).
+    cancelled_at: Mapped[dt.datetime | None] = mapped_column(default=None)
 
     products: Mapped[list[Product]] = relationship(back_populates="request", lazy="raise")

@@ -22,7 +22,7 @@ class WebhookState(enum.StrEnum):
 
 
 class WebhookEvent(Base):
-    """One notification, created with the request's terminal move; its id is the stable ``webhook-id``.
+    """One notification, created with a terminal move of its request; its id is the stable ``webhook-id``.
 
     ``next_attempt_at`` is when the next attempt is due; ``lease_until`` keeps two workers from sending the same
     attempt at once, as image leases do.
@@ -31,8 +31,9 @@ class WebhookEvent(Base):
     __tablename__ = "webhook_event"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    # One per terminal move: a retried request finishes again with a new event (and ``webhook-id``).
     request_id: Mapped[uuid.UUID] = mapped_column(
-        Uuid, ForeignKey("processing_request.id", ondelete="CASCADE"), unique=True
+        Uuid, ForeignKey("processing_request.id", ondelete="CASCADE"), index=True
     )
     type: Mapped[str] = mapped_column(String(64))
     url: Mapped[str] = mapped_column(Text)

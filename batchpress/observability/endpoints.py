@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 
 from batchpress.api.deps import Ctx
+from batchpress.observability.disk import nearly_full
 from batchpress.observability.metrics import exposition
 from batchpress.observability.readiness import OK, readiness
 
@@ -21,6 +22,10 @@ class Readiness(BaseModel):
     status: Literal["ready", "not_ready"]
     checks: dict[str, str] = Field(
         description='database, broker and storage: "ok", or what is wrong (e.g. "unreachable: ...", "timed out")'
+    )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="what needs attention without stopping work yet, e.g. the output volume nearly full",
     )
 
 
@@ -54,7 +59,8 @@ def readyz(request: Request, ctx: Ctx) -> JSONResponse:
     """Each check is bounded, so the probe answers within about two seconds whatever hangs."""
     report = readiness(request.app.state.readiness_checks, ctx.settings, ctx.db.engine, ctx.storage)
     ready = all(value == OK for value in report.values())
-    body = Readiness(status="ready" if ready else "not_ready", checks=report)
+    warnings = [warning] if (warning := nearly_full(ctx.settings)) else []
+    body = Readiness(status="ready" if ready else "not_ready", checks=report, warnings=warnings)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
 

@@ -35,7 +35,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from batchpress.db.engine import Database
-from batchpress.models import Image, ImageState, WebhookAttempt
+from batchpress.models import Image, ImageState, StoredOutput, WebhookAttempt
 from batchpress.observability.probes import limit_statement_time
 
 log = logging.getLogger(__name__)
@@ -175,6 +175,16 @@ def _families(session: Session) -> Iterator[Metric]:
     for label in REASON_LABELS:
         failed.add_metric([label], by_reason.get(label, 0))
     yield failed
+
+    stored = session.execute(select(func.count(), func.coalesce(func.sum(StoredOutput.output_bytes), 0))).one()
+    yield GaugeMetricFamily(
+        "batchpress_stored_outputs", "Distinct outputs in storage (each stored once, whoever lists it)", value=stored[0]
+    )
+    yield GaugeMetricFamily(
+        "batchpress_stored_output_bytes",
+        "Bytes of the distinct outputs in storage; retention (BATCHPRESS_RETENTION_DAYS) bounds it",
+        value=int(stored[1] or 0),
+    )
 
     by_outcome = dict(
         session.execute(select(WebhookAttempt.outcome, func.count()).group_by(WebhookAttempt.outcome)).all()

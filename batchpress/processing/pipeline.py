@@ -19,11 +19,12 @@ import httpx
 
 from batchpress.config import Settings
 from batchpress.db.engine import Database, once_more_if_disconnected
+from batchpress.lifecycle.delete import revive
 from batchpress.lifecycle.finish import EnqueueEvent, finish
 from batchpress.lifecycle.start import Enqueue
 from batchpress.lifecycle.transitions import mark_processing
 from batchpress.logs import request_id_var
-from batchpress.models import Reuse
+from batchpress.models import DoomedOutput, Reuse
 from batchpress.processing.compress import ImageRejected, compress_image
 from batchpress.processing.cpu_budget import CpuBudget, OverBudget
 from batchpress.processing.download import Downloaded, DownloadFailed, download
@@ -170,6 +171,15 @@ class ChunkWorker:
             log.warning("could not look up stored outputs; compressing", exc_info=True)
             return None
 
+    def _revive(self, key: str) -> None:
+        """Take ``key`` off the doomed list before writing it again (lifecycle/delete.py): a read, and a write only
+        when a deleted request's output is being made again. A failure propagates, like a storage error."""
+        with self.db.session(read_only=True) as session:
+            doomed = session.get(DoomedOutput, key) is not None
+        if doomed:
+            with self.db.session() as session:
+                revive(session, key)
+
     def _someone_else_waits(self, request_id: uuid.UUID) -> bool:
         """Whether the chunk should end here for a request nobody works on; a failure lets it go on."""
         try:
@@ -286,6 +296,7 @@ class ChunkWorker:
             return Failed(f"could not compress the image ({type(exc).__name__})", download_ms=download_ms)
         # Storage errors propagate: the lease lapses and the image is retried, rather than failed for good.
         key = content_key(recipe, result.data, result.extension)
+        self._revive(key)
         url = self.storage.save(key, result.data, CONTENT_TYPES.get(result.extension, ""))
         return Compressed(
             output_url=url,

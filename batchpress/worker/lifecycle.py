@@ -36,17 +36,19 @@ def _child_stopping(**_: Any) -> None:
 def sweep_forever() -> None:
     ctx = process.current().context
     settings = ctx.settings
-    sweeper = Sweeper(ctx.db, settings, ctx.queue.chunk, ctx.queue.webhook)
+    sweeper = Sweeper(ctx.db, settings, ctx.queue.chunk, ctx.queue.webhook, ctx.storage)
     while not _stop.is_set():
         try:
             report = sweeper.sweep()
-            if report.requeued or report.gave_up or report.finished or report.webhooks:
+            if report.requeued or report.gave_up or report.finished or report.webhooks or report.deleted:
                 log.info(
-                    "sweeper: requeued %d images, gave up on %d, finished %d requests, sent %d webhooks",
+                    "sweeper: requeued %d images, gave up on %d, finished %d requests, sent %d webhooks, deleted %d "
+                    "requests past retention",
                     report.requeued,
                     report.gave_up,
                     report.finished,
                     report.webhooks,
+                    report.deleted,
                 )
         except Exception:
             log.exception("sweeper pass failed; trying again next interval")

@@ -110,6 +110,9 @@ def test_a_batch_moves_every_metric_by_what_it_did(
     assert delta(before, after, "batchpress_images_processed_total") == 3
     assert delta(before, after, "batchpress_image_input_bytes_total") == sum(len(data) for data in inputs.values())
     assert delta(before, after, "batchpress_image_output_bytes_total") == sum(len(data) for data in outputs)
+    # What storage holds: each distinct output once (docs/reuse.md).
+    assert delta(before, after, "batchpress_stored_outputs") == 3
+    assert delta(before, after, "batchpress_stored_output_bytes") == sum(len(data) for data in outputs)
     failed = {reason: delta(before, after, "batchpress_images_failed_total", reason=reason) for reason in REASON_LABELS}
     assert failed == {reason: 0 for reason in REASON_LABELS} | {"http_error": 1, "not_an_image": 1}
 

@@ -23,7 +23,11 @@ def test_ready_on_the_embedded_default_without_an_api_key(start_service: StartSe
     service = start_service(BATCHPRESS_API_KEYS="sekret-key")
     response = httpx.get(f"{service.base_url}/readyz", timeout=10)
     assert response.status_code == 200
-    assert response.json() == {"status": "ready", "checks": {"database": "ok", "broker": "ok", "storage": "ok"}}
+    assert response.json() == {
+        "status": "ready",
+        "checks": {"database": "ok", "broker": "ok", "storage": "ok"},
+        "warnings": [],
+    }
     assert httpx.get(f"{service.base_url}/metrics", timeout=10).status_code == 200
     assert httpx.get(f"{service.base_url}/api/status/{'0' * 32}/", timeout=10).status_code == 401
 
