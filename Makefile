@@ -1,5 +1,5 @@
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format bench bench-scaling bench-codecs bench-faults bench-fairness bench-hostile bench-memory bench-status
+.PHONY: help run test lint format postman bench bench-scaling bench-codecs bench-faults bench-fairness bench-hostile bench-memory bench-status
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -14,21 +14,25 @@ TEST_PROCESSES ?= 4
 
 test: ## Lint, type-check and run the whole test suite
 	@./scripts/bootstrap.sh
-	.venv/bin/ruff format --check batchpress benchmarks tests
-	.venv/bin/ruff check batchpress benchmarks tests
+	.venv/bin/ruff format --check batchpress benchmarks scripts tests
+	.venv/bin/ruff check batchpress benchmarks scripts tests
 	.venv/bin/mypy
 	.venv/bin/python -m pytest -n $(TEST_PROCESSES) --dist worksteal
 
 lint: ## ruff and mypy only
 	@./scripts/bootstrap.sh
-	.venv/bin/ruff format --check batchpress benchmarks tests
-	.venv/bin/ruff check batchpress benchmarks tests
+	.venv/bin/ruff format --check batchpress benchmarks scripts tests
+	.venv/bin/ruff check batchpress benchmarks scripts tests
 	.venv/bin/mypy
 
 format: ## Apply ruff's formatting and safe fixes
 	@./scripts/bootstrap.sh
-	.venv/bin/ruff format batchpress benchmarks tests
-	.venv/bin/ruff check --fix batchpress benchmarks tests
+	.venv/bin/ruff format batchpress benchmarks scripts tests
+	.venv/bin/ruff check --fix batchpress benchmarks scripts tests
+
+postman: ## Regenerate docs/batchpress.postman_collection.json from the OpenAPI schema (tests/test_postman.py checks it)
+	@./scripts/bootstrap.sh
+	.venv/bin/python scripts/postman.py
 
 bench: ## Throughput against the codec limit, Pillow q50 and a naive baseline; output bytes and SSIMULACRA2; ingest, status latency (< 10 min)
 	@./scripts/bootstrap.sh

@@ -50,11 +50,9 @@ def upload_csv(
     ] = None,
     effort: Annotated[str | None, Form(description=EFFORT_DESCRIPTION)] = None,
 ) -> UploadAccepted:
-    """Validate the whole CSV, store the request in one transaction, then enqueue it; no image is fetched here.
-
-    A plain ``def``: FastAPI runs it in a worker thread, so reading and storing a large file never blocks the event
-    loop that answers status reads meanwhile.
-    """
+    """Validate the whole CSV, store the request in one transaction, then enqueue it; no image is fetched here."""
+    # A plain ``def``: FastAPI runs it in a worker thread, so reading and storing a large file never blocks the
+    # event loop that answers status reads meanwhile.
     settings = ctx.settings
     options = parse_options(quality, output_format, max_dimension, effort)
     webhook = (webhook_url or "").strip() or settings.webhook_url or None

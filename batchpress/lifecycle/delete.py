@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from batchpress.db.base import utcnow
 from batchpress.db.engine import Database
-from batchpress.models import DoomedOutput, Image, ProcessingRequest, RequestStatus, StoredOutput
+from batchpress.models import DoomedOutput, Image, ProcessingRequest, RequestStatus, SourceValidator, StoredOutput
 from batchpress.storage import ImageStorage
 
 log = logging.getLogger(__name__)
@@ -100,3 +100,9 @@ def expired(session: Session, *, days: int, limit: int) -> list[uuid.UUID]:
             .limit(limit)
         )
     )
+
+
+def forget_validators(session: Session, *, days: int) -> None:
+    """Drop what origins said about URLs nobody has downloaded in full for ``days``: a later download is a full one."""
+    before = utcnow() - dt.timedelta(days=days)
+    session.execute(delete(SourceValidator).where(SourceValidator.updated_at < before))

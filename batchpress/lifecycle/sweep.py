@@ -15,7 +15,7 @@ from batchpress.config import Settings
 from batchpress.db.engine import Database
 from batchpress.db.revisions import bump_revision
 from batchpress.db.unit_of_work import unit_of_work
-from batchpress.lifecycle.delete import delete_requests, doomed_keys, expired, purge
+from batchpress.lifecycle.delete import delete_requests, doomed_keys, expired, forget_validators, purge
 from batchpress.lifecycle.finish import EnqueueEvent, finish
 from batchpress.lifecycle.start import Enqueue
 from batchpress.models import Image, ProcessingRequest, RequestStatus
@@ -65,6 +65,8 @@ def keep_storage_bounded(db: Database, settings: Settings, storage: ImageStorage
                 deleted += 1
             if old:
                 log.info("retention: deleted %d requests finished over %d days ago", len(old), settings.retention_days)
+            with db.session() as session:
+                forget_validators(session, days=settings.retention_days)
         with db.session(read_only=True) as session:
             left = doomed_keys(session)
         purge(db, storage, left)

@@ -19,7 +19,7 @@ from batchpress.db.base import utcnow
 from batchpress.lifecycle.delete import delete_requests
 from batchpress.lifecycle.finish import finish
 from batchpress.lifecycle.sweep import keep_storage_bounded
-from batchpress.models import DoomedOutput, Image, ProcessingRequest, StoredOutput, WebhookEvent
+from batchpress.models import DoomedOutput, Image, ProcessingRequest, SourceValidator, StoredOutput, WebhookEvent
 from batchpress.processing.leases import claim_images, new_token, requeue_expired
 from batchpress.processing.results import Compressed, record_results
 from batchpress.storage import ImageStorage
@@ -262,6 +262,8 @@ def test_retention_deletes_finished_requests_older_than_its_days(
             .where(ProcessingRequest.id.in_([uuid.UUID(old), uuid.UUID(still_open)]))
             .values(finished_at=long_ago, created_at=long_ago)
         )
+        old_validator = {"etag": '"v1"', "source_hash": "ab" * 32, "source_bytes": 1, "updated_at": long_ago}
+        session.add(SourceValidator(scope="", url_hash="cd" * 32, **old_validator))
     keeps_all = context.settings.model_copy(update={"retention_days": 0})
     assert keep_storage_bounded(context.db, keeps_all, context.storage) == 0
 
@@ -270,6 +272,10 @@ def test_retention_deletes_finished_requests_older_than_its_days(
     assert api.get(f"/api/status/{new}/").status_code == 200
     assert api.get(f"/api/status/{still_open}/").status_code == 200  # open requests are never expired
     assert len(list((context.settings.images_dir / "c").iterdir())) == 1
+    with context.db.session(read_only=True) as session:  # what origins said long ago is forgotten too
+        kept = session.scalars(select(SourceValidator.url_hash)).all()
+    assert "cd" * 32 not in kept
+    assert len(kept) == 2  # the recent downloads' stay
 
 
 class FullDisk:
