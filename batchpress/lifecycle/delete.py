@@ -80,6 +80,14 @@ def doomed_keys(session: Session, limit: int = 500) -> list[str]:
     return list(session.scalars(select(DoomedOutput.output_key).order_by(DoomedOutput.doomed_at).limit(limit)))
 
 
+def doomed_under(session: Session, prefix: str) -> bool:
+    """Whether a doomed output's key starts with ``prefix`` (a recipe's, processing/reuse.py ``key_prefix``)."""
+    return (
+        session.scalar(select(DoomedOutput.output_key).where(DoomedOutput.output_key.startswith(prefix)).limit(1))
+        is not None
+    )
+
+
 def revive(session: Session, key: str) -> None:
     """A worker about to write ``key`` again takes it off the doomed list first, in a transaction of its own: a
     purge that holds the row finishes (the object goes), then the worker writes it anew."""

@@ -19,12 +19,12 @@ import httpx
 
 from batchpress.config import Settings
 from batchpress.db.engine import Database, once_more_if_disconnected
-from batchpress.lifecycle.delete import revive
+from batchpress.lifecycle.delete import doomed_under, revive
 from batchpress.lifecycle.finish import EnqueueEvent, finish
 from batchpress.lifecycle.start import Enqueue
 from batchpress.lifecycle.transitions import mark_processing
 from batchpress.logs import request_id_var
-from batchpress.models import DoomedOutput, Reuse
+from batchpress.models import Reuse
 from batchpress.processing.compress import ImageRejected, compress_image
 from batchpress.processing.cpu_budget import CpuBudget, OverBudget
 from batchpress.processing.download import Downloaded, DownloadFailed, download
@@ -40,6 +40,7 @@ from batchpress.processing.reuse import (
     content_key,
     find_outputs,
     keep_outputs,
+    key_prefix,
     recipe_of,
     scope_of,
     sha256,
@@ -162,23 +163,22 @@ class ChunkWorker:
             log.warning("could not read the validators of past downloads; downloading in full", exc_info=True)
             return {}
 
-    def _stored(self, recipe: str) -> Found | None:
-        """The stored output of ``recipe``, if any; a failed read compresses again rather than fail the image."""
+    def _stored(self, recipe: str) -> tuple[Found | None, bool]:
+        """The stored output of ``recipe``, if any, and whether one of its outputs is doomed (deleted with its last
+        request, lifecycle/delete.py), in one read. A failed read compresses again rather than fail the image."""
         try:
             with self.db.session(read_only=True) as session:
-                return find_outputs(session, [recipe]).get(recipe)
+                found = find_outputs(session, [recipe]).get(recipe)
+                return found, found is None and doomed_under(session, key_prefix(recipe))
         except Exception:
             log.warning("could not look up stored outputs; compressing", exc_info=True)
-            return None
+            return None, True
 
     def _revive(self, key: str) -> None:
-        """Take ``key`` off the doomed list before writing it again (lifecycle/delete.py): a read, and a write only
-        when a deleted request's output is being made again. A failure propagates, like a storage error."""
-        with self.db.session(read_only=True) as session:
-            doomed = session.get(DoomedOutput, key) is not None
-        if doomed:
-            with self.db.session() as session:
-                revive(session, key)
+        """Take ``key`` off the doomed list before writing it again, in a transaction of its own (lifecycle/delete.py).
+        A failure propagates, like a storage error."""
+        with self.db.session() as session:
+            revive(session, key)
 
     def _someone_else_waits(self, request_id: uuid.UUID) -> bool:
         """Whether the chunk should end here for a request nobody works on; a failure lets it go on."""
@@ -274,7 +274,7 @@ class ChunkWorker:
                 scope_of(image), image.input_url, downloaded.etag, downloaded.last_modified, source_hash, len(data)
             )
             recipe = recipe_of(source_hash, image)
-            found = self._stored(recipe)
+            found, doomed = self._stored(recipe)
             if found is not None:
                 return self._reuse(found, len(data), Reuse.CONTENT, fetched, seen)
             started = time.monotonic()
@@ -296,7 +296,8 @@ class ChunkWorker:
             return Failed(f"could not compress the image ({type(exc).__name__})", download_ms=download_ms)
         # Storage errors propagate: the lease lapses and the image is retried, rather than failed for good.
         key = content_key(recipe, result.data, result.extension)
-        self._revive(key)
+        if doomed:  # a deleted request's output made again: rarely
+            self._revive(key)
         url = self.storage.save(key, result.data, CONTENT_TYPES.get(result.extension, ""))
         return Compressed(
             output_url=url,

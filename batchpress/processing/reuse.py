@@ -55,7 +55,12 @@ def recipe_of(source_hash: str, image: ClaimedImage) -> str:
 
 def content_key(recipe: str, output: bytes, extension: str) -> str:
     """``c/<recipe>-<output>.<ext>``: stable for a recipe, and never the same for two different outputs."""
-    return f"c/{recipe[:32]}-{etag_of(output)}.{extension}"
+    return f"{key_prefix(recipe)}{etag_of(output)}.{extension}"
+
+
+def key_prefix(recipe: str) -> str:
+    """What every key of ``recipe``'s outputs starts with."""
+    return f"c/{recipe[:32]}-"
 
 
 def etag_of(output: bytes) -> str:

@@ -315,3 +315,23 @@ def test_a_full_disk_leaves_the_images_to_retry_and_loses_nothing(
     status = api.get(f"/api/status/{request_id}/").json()
     assert status["status"] == "completed"
     assert all(status["products"][0]["output_image_urls"])
+
+
+def test_an_output_made_again_before_its_purge_is_kept(
+    api: TestClient, context: Context, image_server: ImageServer
+) -> None:
+    url = image_server.add("/again/a.jpg", make_image("jpeg", 9, (320, 240)))
+    first = uploaded_csv(api, product_csv(url))
+    process_inline(context, uuid.UUID(first))
+    with context.db.session() as session:  # deleted, and its output doomed, but not purged yet
+        (doomed,) = delete_requests(session, [uuid.UUID(first)])
+    second = uploaded_csv(api, product_csv(url))
+    process_inline(context, uuid.UUID(second))  # the same source again: the same key, taken off the doomed list
+
+    keep_storage_bounded(context.db, context.settings, context.storage)
+    status = api.get(f"/api/status/{second}/").json()
+    (output,) = status["products"][0]["output_image_urls"]
+    assert output.endswith(doomed.removeprefix("c/"))
+    assert api.get(output).status_code == 200
+    with context.db.session(read_only=True) as session:
+        assert session.scalars(select(DoomedOutput)).all() == []
