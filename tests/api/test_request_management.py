@@ -251,10 +251,11 @@ def test_retention_deletes_finished_requests_older_than_its_days(
 ) -> None:
     old_url = image_server.add("/retention/old.jpg", make_image("jpeg", 7, (320, 240)))
     new_url = image_server.add("/retention/new.jpg", make_image("jpeg", 8, (320, 240)))
-    old, new = uploaded_csv(api, product_csv(old_url)), uploaded_csv(api, product_csv(new_url))
-    still_open = upload(api, images=1)
+    shared = image_server.add("/retention/shared.jpg", make_image("jpeg", 11, (320, 240)))
+    old, new = uploaded_csv(api, product_csv(old_url, shared)), uploaded_csv(api, product_csv(new_url, shared))
     for request_id in (old, new):
         process_inline(context, uuid.UUID(request_id))
+    still_open = upload(api, images=1)  # after: the in-process worker takes any request's turn
     with context.db.session() as session:
         long_ago = utcnow() - dt.timedelta(days=31)
         session.execute(
@@ -271,11 +272,14 @@ def test_retention_deletes_finished_requests_older_than_its_days(
     assert api.get(f"/api/status/{old}/").status_code == 404
     assert api.get(f"/api/status/{new}/").status_code == 200
     assert api.get(f"/api/status/{still_open}/").status_code == 200  # open requests are never expired
-    assert len(list((context.settings.images_dir / "c").iterdir())) == 1
+    # The old request's own output went; the one the new request also lists stayed.
+    assert len(list((context.settings.images_dir / "c").iterdir())) == 2
+    for url in api.get(f"/api/status/{new}/").json()["products"][0]["output_image_urls"]:
+        assert api.get(url).status_code == 200
     with context.db.session(read_only=True) as session:  # what origins said long ago is forgotten too
         kept = session.scalars(select(SourceValidator.url_hash)).all()
     assert "cd" * 32 not in kept
-    assert len(kept) == 2  # the recent downloads' stay
+    assert len(kept) == 3  # the recent downloads' stay
 
 
 class FullDisk:
