@@ -13,10 +13,11 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
+from urllib.parse import quote
 
 import httpx
 
-TERMINAL = frozenset({"completed", "completed_with_errors", "failed"})
+TERMINAL = frozenset({"completed", "completed_with_errors", "failed", "cancelled"})
 MAX_DETAILS_SHOWN = 10
 UPLOAD_TIMEOUT = httpx.Timeout(300.0, connect=10.0)
 CALL_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
@@ -164,6 +165,22 @@ class Client:
                     raise
             time.sleep(1.0)
 
+    def list_requests(
+        self, *, status: str | None = None, limit: int | None = None, cursor: str | None = None
+    ) -> dict[str, Any]:
+        """One page of the caller's requests, newest first, and the ``next_cursor`` of the page after it."""
+        params = {name: value for name, value in (("status", status), ("limit", limit), ("cursor", cursor)) if value}
+        return self._json("GET", "/api/requests/", params=params)
+
+    def cancel(self, request_id: str) -> dict[str, Any]:
+        return self._json("POST", f"/api/requests/{_segment(request_id)}/cancel/")
+
+    def retry(self, request_id: str) -> dict[str, Any]:
+        return self._json("POST", f"/api/requests/{_segment(request_id)}/retry/")
+
+    def delete(self, request_id: str) -> None:
+        self._send("DELETE", f"/api/requests/{_segment(request_id)}/")
+
     def download(self, request_id: str, target: Path | None) -> int:
         """Stream the output CSV to ``target`` (stdout when ``None``), replacing it only once it is complete."""
         try:
@@ -185,6 +202,11 @@ class Client:
                 return size
         except httpx.TransportError as exc:
             raise ApiProblem(f"error: the download from {self.base_url} failed: {exc or type(exc).__name__}") from exc
+
+
+def _segment(request_id: str) -> str:
+    """An id as one path segment: a mistyped one (``abc/..``) is an unknown id, never another route."""
+    return quote(request_id, safe="")
 
 
 def _umask() -> int:

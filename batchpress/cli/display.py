@@ -34,8 +34,8 @@ MAX_ERRORS_SHOWN = 5
 
 
 def exit_code(status: Mapping[str, Any]) -> int:
-    """0 while open or completed; 1 once finished with failed images, or failed outright."""
-    return 1 if status["status"] in ("completed_with_errors", "failed") else 0
+    """0 while open or completed; 1 once finished with failed images, failed outright or cancelled."""
+    return 1 if status["status"] in ("completed_with_errors", "failed", "cancelled") else 0
 
 
 def _when(value: str | None) -> dt.datetime | None:
@@ -126,6 +126,63 @@ def summary_lines(status: Mapping[str, Any]) -> list[str]:
             more = p["failed"] - min(len(errors), MAX_ERRORS_SHOWN)
             lines.append(f"  ...and {more} more (`batchpress status {status['request_id']} --json` lists them)")
     return lines
+
+
+LIST_HEADER = ("ID", "STATUS", "CREATED (UTC)", "DONE/FAILED/TOTAL", "SAVED")
+
+
+def saved_text(progress: Mapping[str, Any]) -> str:
+    """``9.3 MB (75 %)``; a minus sign where the outputs grew; ``-`` before any image is compressed."""
+    bytes_in, bytes_out = progress.get("bytes_in") or 0, progress.get("bytes_out") or 0
+    if bytes_in <= 0:
+        return "-"
+    saved = bytes_in - bytes_out
+    sign = "-" if saved < 0 else ""
+    return f"{sign}{size_text(abs(saved))} ({sign}{round(100 * abs(saved) / bytes_in)} %)"
+
+
+def list_lines(requests: list[Mapping[str, Any]]) -> list[str]:
+    """The list as a table, one request a line: id, status, created, images done/failed/total, bytes saved."""
+    rows = [LIST_HEADER]
+    for request in requests:
+        p, created = request["progress"], _when(request["created_at"])
+        rows.append(
+            (
+                str(request["request_id"]),
+                str(request["status"]),
+                f"{created:%Y-%m-%d %H:%M:%S}" if created else "",
+                f"{p['processed']}/{p['failed']}/{p['total_images']}",
+                saved_text(p),
+            )
+        )
+    widths = [max(len(row[k]) for row in rows) for k in range(len(LIST_HEADER))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+
+
+def cancel_line(summary: Mapping[str, Any]) -> str:
+    """What a cancel did: cancelled at once, or cancelling until the images in flight have finished."""
+    rid, p = summary["request_id"], summary["progress"]
+    if summary["status"] in TERMINAL:
+        done = f"{p['processed']} of {_plural(p['total_images'], 'image')} done"
+        return f"cancelled {rid}: {done}, {p['failed']} failed or cancelled"
+    in_flight = f"{_plural(p['pending'], 'image')} in flight {'finishes' if p['pending'] == 1 else 'finish'} first"
+    return f"cancelling {rid}: {in_flight}, then it is cancelled (batchpress status {rid})"
+
+
+def retry_line(summary: Mapping[str, Any]) -> str:
+    rid, p = summary["request_id"], summary["progress"]
+    return f"retrying {rid}: {_plural(p['pending'], 'failed image')} queued again (batchpress status {rid})"
+
+
+def delete_question(status: Mapping[str, Any]) -> str:
+    created = _when(status["created_at"])
+    about = [status["status"], _plural(status["progress"]["total_images"], "image")]
+    if created:
+        about.append(f"created {_clock(created)}")
+    return (
+        f"Delete request {status['request_id']} ({', '.join(about)}) for good, "
+        "with its output CSV and the images no other request lists?"
+    )
 
 
 class Reporter(Protocol):

@@ -1,14 +1,18 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from batchpress.config import Settings
+
+if TYPE_CHECKING:
+    from batchpress.cli.client import Client
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -136,10 +140,7 @@ def submit(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Upload a CSV of product image URLs and print the request id."""
-    from rich.console import Console
-
     from batchpress.cli.client import Client
-    from batchpress.cli.display import exit_code, follow, summary_lines
 
     options = {
         "webhook_url": webhook,
@@ -158,11 +159,21 @@ def submit(
             return
         if not as_json:
             typer.echo(request_id)
-        try:
-            status = follow(client, request_id, Console(stderr=True))
-        except KeyboardInterrupt:
-            typer.echo(f"stopped waiting; the request goes on: batchpress status {request_id}", err=True)
-            raise typer.Exit(130) from None
+        _wait_for(client, request_id, as_json)
+
+
+def _wait_for(client: Client, request_id: str, as_json: bool) -> NoReturn:
+    """``--wait``: progress on stderr until the request finishes, then its summary (or JSON); exit 1 if images
+    failed, 130 when interrupted (the request goes on)."""
+    from rich.console import Console
+
+    from batchpress.cli.display import exit_code, follow, summary_lines
+
+    try:
+        status = follow(client, request_id, Console(stderr=True))
+    except KeyboardInterrupt:
+        typer.echo(f"stopped waiting; the request goes on: batchpress status {request_id}", err=True)
+        raise typer.Exit(130) from None
     typer.echo(json.dumps(status, indent=2) if as_json else "\n".join(summary_lines(status)))
     raise typer.Exit(exit_code(status))
 
@@ -210,6 +221,118 @@ def download(
             raise typer.Exit(1) from None
     if target is not None:
         typer.echo(f"saved {target} ({size} bytes)", err=True)
+
+
+IdArgument = Annotated[str, typer.Argument(metavar="ID", help="The request id submit printed.")]
+DEFAULT_PAGE, ALL_PAGE = 20, 100
+
+
+@app.command("list")
+def list_requests(
+    status: Annotated[
+        str | None,
+        typer.Option(
+            help="Only requests in this status: pending, processing, completed, completed_with_errors, "
+            "failed or cancelled."
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Requests a page (the server takes up to 100).",
+            show_default=f"{DEFAULT_PAGE}; {ALL_PAGE} with --all",
+        ),
+    ] = None,
+    all_pages: Annotated[bool, typer.Option("--all", help="Follow the pages down to the oldest request.")] = False,
+    cursor: Annotated[str | None, typer.Option(help="Start at the next_cursor an earlier page gave.")] = None,
+    as_json: JsonOption = False,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """List requests, newest first (with API keys on, those of your key)."""
+    from batchpress.cli.client import Client
+    from batchpress.cli.display import list_lines
+
+    size = limit or (ALL_PAGE if all_pages else DEFAULT_PAGE)
+    with _api_call(), Client(url, api_key) as client:
+        page = client.list_requests(status=status, limit=size, cursor=cursor)
+        found = list(page["requests"])
+        while all_pages and page.get("next_cursor"):
+            page = client.list_requests(status=status, limit=size, cursor=page["next_cursor"])
+            found += page["requests"]
+    more = page.get("next_cursor")
+    if as_json:
+        typer.echo(json.dumps({"requests": found, "next_cursor": more}, indent=2))
+        return
+    typer.echo("\n".join(list_lines(found)) if found else f"no {status} requests" if status else "no requests")
+    if more:
+        typer.echo(f"more: --all lists them all, --cursor {more} the next page", err=True)
+
+
+@app.command()
+def cancel(
+    request_id: IdArgument, as_json: JsonOption = False, url: UrlOption = DEFAULT_URL, api_key: ApiKeyOption = None
+) -> None:
+    """Cancel an open request: images not started are not processed, those in flight finish first."""
+    from batchpress.cli.client import Client
+    from batchpress.cli.display import cancel_line
+
+    with _api_call(), Client(url, api_key) as client:
+        summary = client.cancel(request_id)
+    typer.echo(json.dumps(summary, indent=2) if as_json else cancel_line(summary))
+
+
+@app.command()
+def retry(
+    request_id: IdArgument,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Show progress until it finishes again; exit 1 if images failed.")
+    ] = False,
+    as_json: JsonOption = False,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Queue a finished request's failed images again."""
+    from batchpress.cli.client import Client
+    from batchpress.cli.display import retry_line
+
+    with _api_call(), Client(url, api_key) as client:
+        summary = client.retry(request_id)
+        if not wait:
+            typer.echo(json.dumps(summary, indent=2) if as_json else retry_line(summary))
+            return
+        if not as_json:
+            typer.echo(retry_line(summary))
+        _wait_for(client, str(summary["request_id"]), as_json)
+
+
+@app.command()
+def delete(
+    request_id: IdArgument,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask first (needed without a terminal).")] = False,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Delete a finished request: its status, webhook log, output CSV and the images no other request lists."""
+    from batchpress.cli.client import TERMINAL, Client
+    from batchpress.cli.display import delete_question
+
+    if not yes and not sys.stdin.isatty():
+        typer.echo(f"error: not deleting {request_id} unasked: there is no terminal to ask on; pass --yes", err=True)
+        raise typer.Exit(2)
+    with _api_call(), Client(url, api_key) as client:
+        if not yes:
+            status = client.status(request_id, limit=1)
+            # An open request is refused by the server (cancel it first): no point asking.
+            if status["status"] in TERMINAL:
+                # Asked on stderr and read from stdin, so stdout carries only the outcome.
+                typer.echo(f"{delete_question(status)} [y/N] ", err=True, nl=False)
+                if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+                    typer.echo("not deleted", err=True)
+                    raise typer.Exit(1)
+        client.delete(request_id)
+    typer.echo(f"deleted {request_id}")
 
 
 @app.command()

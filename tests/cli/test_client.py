@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import pty
 import re
 import subprocess
 import sys
@@ -25,12 +26,25 @@ SCRIPT = Path(sys.executable).parent / "batchpress"
 API_KEY = "cli-test-key"
 
 
-def batchpress(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run the console script with only the BATCHPRESS_* variables given here."""
+def batchpress(
+    *args: str, cwd: Path | None = None, stdin: int = subprocess.DEVNULL, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the console script with only the BATCHPRESS_* variables given here (stdin not a terminal unless given)."""
     base = {name: value for name, value in os.environ.items() if not name.startswith(("BATCHPRESS_", "TTY_"))}
     return subprocess.run(
-        [str(SCRIPT), *args], env={**base, **env}, cwd=cwd, capture_output=True, text=True, timeout=60
+        [str(SCRIPT), *args], env={**base, **env}, cwd=cwd, stdin=stdin, capture_output=True, text=True, timeout=60
     )
+
+
+def on_a_terminal(answer: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``batchpress`` with a terminal for stdin, on which ``answer`` has been typed."""
+    primary, secondary = pty.openpty()
+    try:
+        os.write(primary, answer.encode())
+        return batchpress(*args, stdin=secondary, **env)
+    finally:
+        os.close(primary)
+        os.close(secondary)
 
 
 @pytest.fixture(scope="module")
@@ -205,3 +219,110 @@ def test_unfinished_request_download_exits_1(api_only: Service, tmp_path: Path) 
     assert shown.returncode == 0
     assert "status    pending" in shown.stdout
     assert "1 total: 0 done, 0 failed, 1 pending" in shown.stdout
+
+
+def listed_rows(run: subprocess.CompletedProcess[str]) -> list[list[str]]:
+    """``list``'s table split into words (id, status, date, time, done/failed/total, saved...), after its header."""
+    assert run.returncode == 0, run.stderr
+    header, *rows = run.stdout.splitlines()
+    assert header.split() == ["ID", "STATUS", "CREATED", "(UTC)", "DONE/FAILED/TOTAL", "SAVED"]
+    return [row.split() for row in rows]
+
+
+def listed_ids(run: subprocess.CompletedProcess[str]) -> list[str]:
+    return [row[0] for row in listed_rows(run)]
+
+
+def one_line(stderr: str) -> str:
+    assert stderr.endswith("\n"), stderr
+    assert stderr.count("\n") == 1, stderr
+    return stderr.strip()
+
+
+def test_list_cancel_and_delete_a_request_no_worker_touches(api_only: Service) -> None:
+    env = {"BATCHPRESS_URL": api_only.base_url}
+    csv_text = "S. No.,Product Name,Input Image Urls\n1,A,http://example.com/a.jpg\n"
+    ids = [api_only.upload(csv_text).json()["request_id"] for _ in range(3)]
+
+    page = batchpress("list", "--limit", "2", **env)
+    rows = listed_rows(page)
+    assert [row[0] for row in rows] == ids[::-1][:2]
+    assert [row[1] for row in rows] == ["pending", "pending"]
+    assert [row[4:] for row in rows] == [["0/0/1", "-"]] * 2
+    assert page.stderr.startswith("more: --all lists them all, --cursor ")
+    everything = json.loads(batchpress("list", "--all", "--limit", "1", "--json", **env).stdout)
+    assert [r["request_id"] for r in everything["requests"]][:3] == ids[::-1]
+    assert everything["next_cursor"] is None
+
+    cancelled = batchpress("cancel", ids[0], **env)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert cancelled.stdout == f"cancelled {ids[0]}: 0 of 1 image done, 1 failed or cancelled\n"
+    assert batchpress("cancel", ids[0], **env).stdout == cancelled.stdout  # again: harmless
+    assert listed_ids(batchpress("list", "--status", "cancelled", **env)) == [ids[0]]
+    assert batchpress("list", "--status", "completed", **env).stdout == "no completed requests\n"
+    refused = batchpress("list", "--status", "done", **env)
+    assert refused.returncode == 2
+    assert one_line(refused.stderr).startswith("error: status must be one of ")
+
+    # Without a terminal to ask on, only --yes deletes; an open request is the server's 409, in one line.
+    unasked = batchpress("delete", ids[0], **env)
+    assert unasked.returncode == 2
+    assert "pass --yes" in one_line(unasked.stderr)
+    still_open = batchpress("delete", ids[1], "--yes", **env)
+    assert still_open.returncode == 2
+    assert (
+        one_line(still_open.stderr) == f"error: request {ids[1]} is still pending: cancel it, then delete it (HTTP 409)"
+    )
+
+    # On a terminal it asks (on stderr), and anything but yes keeps the request.
+    kept = on_a_terminal("n\n", "delete", ids[0], **env)
+    assert kept.returncode == 1
+    assert kept.stderr.startswith(f"Delete request {ids[0]} (cancelled, 1 image, created ")
+    assert kept.stderr.endswith("? [y/N] not deleted\n")
+    assert kept.stdout == ""
+    assert api_only.status(ids[0])["status"] == "cancelled"
+    deleted = on_a_terminal("y\n", "delete", ids[0], **env)
+    assert deleted.returncode == 0, deleted.stderr
+    assert deleted.stdout == f"deleted {ids[0]}\n"
+
+    for args in (("status", ids[0]), ("delete", ids[0], "--yes"), ("cancel", ids[0])):
+        gone = batchpress(*args, **env)
+        assert gone.returncode == 2
+        assert one_line(gone.stderr) == f"error: no request with id {ids[0]} (HTTP 404)"
+    assert ids[0] not in listed_ids(batchpress("list", "--all", **env))
+    # Cancelled, the open one can go too.
+    assert batchpress("cancel", ids[1], **env).returncode == 0
+    assert batchpress("delete", ids[1], "-y", **env).stdout == f"deleted {ids[1]}\n"
+
+
+def test_retry_queues_the_failed_image_again_and_waits_for_it(
+    tmp_path: Path, image_server: ImageServer, client_env: dict[str, str]
+) -> None:
+    source = product_csv(tmp_path, image_server, products=2, missing=2)
+    first = batchpress("submit", str(source), "--wait", **client_env)
+    assert first.returncode == 1, first.stderr
+    request_id = first.stdout.splitlines()[0]
+    [row] = [row for row in listed_rows(batchpress("list", **client_env)) if row[0] == request_id]
+    assert row[1] == "completed_with_errors"
+    assert row[4] == "3/1/4"
+    assert re.fullmatch(r"-?[\d.]+ (bytes|kB|MB) \(-?\d+ %\)", " ".join(row[5:]))
+
+    # The missing image is there now: the retry gets it.
+    [gone] = re.findall(r"http://[^,\"]+-gone\.jpg", source.read_text())
+    image_server.add(gone.removeprefix(image_server.url("")), make_image("jpeg", 9, (320, 240)))
+    again = batchpress("retry", request_id, "--wait", **client_env)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith(f"retrying {request_id}: ")
+    assert "queued again" in again.stdout.splitlines()[0]
+    assert "status    completed" in again.stdout
+    assert "4 total: 4 done" in again.stdout
+    assert "progress: 4/4 images" in again.stderr
+
+    # Nothing failed now, and it has finished: neither retry nor cancel has anything to do.
+    for command, message in (
+        ("retry", "has no failed image to retry (completed)"),
+        ("cancel", "has already finished: completed"),
+    ):
+        refused = batchpress(command, request_id, **client_env)
+        assert refused.returncode == 2
+        assert one_line(refused.stderr) == f"error: request {request_id} {message} (HTTP 409)"

@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.console import Console
 
-from batchpress.cli.display import PlainLines, size_text, summary_lines
+from batchpress.cli.display import PlainLines, cancel_line, list_lines, size_text, summary_lines
 
 
 def status(**progress: Any) -> dict[str, Any]:
@@ -65,3 +65,26 @@ def test_the_plain_progress_line_says_how_many_were_reused() -> None:
     out = io.StringIO()
     PlainLines(Console(file=out, width=200)).update({"total_images": 4, "processed": 3, "failed": 1, "reused": 2})
     assert out.getvalue().startswith("progress: 4/4 images (3 done, 1 failed; 2 reused), ")
+
+
+def test_the_list_is_a_table_of_aligned_columns() -> None:
+    waiting = status(processed=0, failed=0, pending=4) | {"request_id": "0b5e", "status": "pending"}
+    done = status(bytes_in=12_400_000, bytes_out=3_100_000) | {"request_id": "6f1c"}
+    grown = status(bytes_in=2000, bytes_out=2500) | {"request_id": "77aa", "status": "completed"}
+    assert list_lines([waiting, done, grown]) == [
+        "ID    STATUS                 CREATED (UTC)        DONE/FAILED/TOTAL  SAVED",
+        "0b5e  pending                2026-11-23 22:31:45  0/0/4              -",
+        "6f1c  completed_with_errors  2026-11-23 22:31:45  3/1/4              9.3 MB (75 %)",
+        "77aa  completed              2026-11-23 22:31:45  3/1/4              -500 bytes (-25 %)",
+    ]
+
+
+def test_a_cancel_says_whether_it_is_done_or_waits_for_images_in_flight() -> None:
+    rid = status()["request_id"]
+    assert (
+        cancel_line(status() | {"status": "cancelled"}) == f"cancelled {rid}: 3 of 4 images done, 1 failed or cancelled"
+    )
+    open_one = status(processed=1, failed=2, pending=1) | {"status": "processing"}
+    assert cancel_line(open_one) == (
+        f"cancelling {rid}: 1 image in flight finishes first, then it is cancelled (batchpress status {rid})"
+    )

@@ -246,7 +246,7 @@ class Service:
         self, request_id: str, done: Callable[[dict[str, Any]], bool] | None = None, timeout: float = 180
     ) -> dict[str, Any]:
         """Poll status until terminal (or until ``done`` says so)."""
-        terminal = {"completed", "completed_with_errors", "failed"}
+        terminal = {"completed", "completed_with_errors", "failed", "cancelled"}
         deadline = time.monotonic() + timeout
         while True:
             status = self.status(request_id)

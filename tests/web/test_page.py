@@ -278,6 +278,9 @@ def test_a_401_asks_for_a_key_and_the_upload_goes_through_with_it(
     path = write_csv(tmp_path, "p.csv", [(1, "Shoe", photo_urls(image_server, "jpeg"))])
 
     tab.open()
+    # The list says it needs a key, without opening the key form before anything was asked.
+    expect(page.locator("#requests-message")).to_have_text("This server needs an API key to list requests.")
+    expect(page.get_by_role("button", name="Enter an API key")).to_be_visible()
     expect(page.locator("#api-key-section")).to_be_hidden()
     tab.upload(path)
     expect(page.get_by_role("alert")).to_contain_text("An API key is needed")
@@ -289,4 +292,118 @@ def test_a_401_asks_for_a_key_and_the_upload_goes_through_with_it(
     expect(page.locator("#status-value")).to_have_text("pending")
     expect(page.locator("#recent-list li")).to_have_count(1)
     assert page.evaluate("localStorage.getItem('batchpress.apiKey')") == "page-test-key"
+    # With the key, the list shows the key's requests, and a pending one can be cancelled from it.
+    row = page.locator("#requests-list > li")
+    expect(row).to_have_count(1)
+    expect(page.locator("#requests-message")).to_have_text("")
+    row.get_by_role("button", name="Cancel").click()
+    expect(row.locator(".badge")).to_have_text("cancelled")
+    expect(page.locator("#status-value")).to_have_text("cancelled")
     assert tab.unexpected_errors(401) == []
+
+
+def request_row(page: Any, request_id: str) -> Any:
+    return page.locator(f"#requests-list li[data-id='{request_id}']")
+
+
+def test_requests_list_cancel_retry_and_delete_at_360_px(
+    service: Service, image_server: ImageServer, tab: Tab, tmp_path: Path
+) -> None:
+    """The server's requests, a page at a time and by status; a request cancelled while open, one retried once its
+    missing image is there, and one deleted after the page asked (no, then yes), all on a phone-wide page."""
+    tab.base_url = service.base_url
+    page = tab.page
+    page.set_viewport_size({"width": 360, "height": 800})
+    tag = uuid.uuid4().hex[:8]
+    # More than a page of older requests (their one image answers 404, so they finish at once).
+    for n in range(21):
+        service.upload(f"{HEADER}{n + 1},Filler,{image_server.url(f'/web/{tag}/gone-{n}.jpg')}\n").raise_for_status()
+    # Finished with a failed image: its second image is not there yet.
+    good = image_server.add(f"/web/{tag}/good.jpg", make_image("jpeg", 3))
+    late = f"/web/{tag}/late.jpg"
+    to_retry = service.upload(f'{HEADER}1,Lamp,"{good},{image_server.url(late)}"\n').json()["request_id"]
+    assert service.wait_until(to_retry)["status"] == "completed_with_errors"
+    # Open while the page looks at it: its images come from a slow origin.
+    slow = [image_server.add(f"/web/{tag}/slow-{n}.jpg", make_image("jpeg", n), delay=6) for n in range(2)]
+    to_cancel = service.upload(f'{HEADER}1,Vase,"{slow[0]},{slow[1]}"\n').json()["request_id"]
+    total = len(httpx.get(f"{service.base_url}/api/requests/", params={"limit": 100}, timeout=10).json()["requests"])
+    assert total > 21
+
+    tab.open()
+    rows = page.locator("#requests-list > li")
+    expect(rows).to_have_count(20)
+    assert rows.nth(0).get_attribute("data-id") == to_cancel  # newest first
+    assert rows.nth(1).get_attribute("data-id") == to_retry
+    page.get_by_role("button", name="More").click()
+    expect(rows).to_have_count(min(total, 40))
+    if total <= 40:
+        expect(page.get_by_role("button", name="More")).to_be_hidden()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+
+    retried = request_row(page, to_retry)
+    expect(retried.locator(".badge")).to_have_text("completed with errors")
+    expect(retried).to_contain_text("1 of 2 images done, 1 failed")
+    expect(retried.get_by_role("button", name="Cancel")).to_have_count(0)
+
+    # Cancel: at once, or once the images in flight are in; either way the row follows it to "cancelled".
+    cancelled = request_row(page, to_cancel)
+    expect(cancelled.get_by_role("button", name="Retry")).to_have_count(0)
+    expect(cancelled.get_by_role("button", name="Delete")).to_have_count(0)
+    cancelled.get_by_role("button", name="Cancel").click()
+    expect(cancelled).to_contain_text(re.compile(r"Cancelling: images in flight finish first\.|cancelled"))
+    expect(cancelled.locator(".badge")).to_have_text("cancelled", timeout=SLOW)
+    expect(cancelled.get_by_role("button", name="Cancel")).to_have_count(0)
+    expect(cancelled.get_by_role("button", name="Delete")).to_be_visible()
+    # Shown, it is a finished request like the others.
+    cancelled.get_by_role("link").click()
+    expect(page.locator("#request-id")).to_have_text(to_cancel)
+    expect(page.locator("#status-value")).to_have_text("cancelled")
+    expect(page.locator("#status-value")).to_have_class(re.compile(r"\bstatus-cancelled\b"))
+
+    # The status filter asks the server for that status only.
+    for status, first in (("cancelled", to_cancel), ("completed_with_errors", to_retry)):
+        page.select_option("#requests-filter", status)
+        expect(page.locator(f"#requests-list > li:not([data-status='{status}'])")).to_have_count(0)
+        expect(rows.first).to_have_attribute("data-id", first)
+
+    # Retry, now that the missing image is there: the row follows it to "completed".
+    image_server.add(late, make_image("jpeg", 4))
+    retried.get_by_role("button", name="Retry").click()
+    expect(retried.locator(".badge")).to_have_text("completed", timeout=SLOW)
+    expect(retried).to_contain_text("2 of 2 images done")
+    expect(retried.get_by_role("button", name="Retry")).to_have_count(0)
+    assert httpx.get(f"{service.base_url}/api/status/{to_retry}/", timeout=10).json()["status"] == "completed"
+    retried.get_by_role("link").click()
+    expect(page.locator("#status-value")).to_have_text("completed")
+    page.select_option("#requests-filter", "")
+    expect(rows).to_have_count(20)
+    expect(cancelled.locator(".badge")).to_have_text("cancelled")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    page.locator("#requests-section").screenshot(path=str(tmp_path / "requests_360.png"))
+    page.screenshot(path=str(tmp_path / "requests_360_page.png"), full_page=True)
+
+    # Delete asks first: no keeps it, yes deletes it and clears the view that showed it.
+    asked: list[str] = []
+
+    def answer(accept: bool) -> Any:
+        def handle(dialog: Any) -> None:
+            asked.append(f"{dialog.type}: {dialog.message}")
+            if accept:
+                dialog.accept()
+            else:
+                dialog.dismiss()
+
+        return handle
+
+    page.once("dialog", answer(False))
+    retried.get_by_role("button", name="Delete").click()
+    expect(retried).to_be_visible()
+    assert asked[0].startswith(f"confirm: Delete request {to_retry}?")
+    page.once("dialog", answer(True))
+    retried.get_by_role("button", name="Delete").click()
+    expect(retried).to_have_count(0)
+    expect(page.locator("#request-section")).to_be_hidden()
+    assert len(asked) == 2
+    assert page.evaluate("location.hash") == ""
+    assert httpx.get(f"{service.base_url}/api/status/{to_retry}/", timeout=10).status_code == 404
+    assert tab.unexpected_errors() == []

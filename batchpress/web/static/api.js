@@ -1,7 +1,7 @@
 // Shared by the page's modules: DOM building (text only, never HTML strings: product names come from strangers'
 // CSVs), localStorage that tolerates being disabled, the API client and the error box.
 
-export const TERMINAL = new Set(["completed", "completed_with_errors", "failed"]);
+export const TERMINAL = new Set(["completed", "completed_with_errors", "failed", "cancelled"]);
 export const STORE = { key: "batchpress.apiKey", recent: "batchpress.recent" };
 
 export const $ = (id) => document.getElementById(id);

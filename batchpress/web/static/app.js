@@ -1,8 +1,9 @@
-// The upload page: talks only to the public API (/api/upload/, /api/status/<id>/) and keeps its small state (recent
-// request ids, an API key) in localStorage.
+// The upload page: talks only to the public API (/api/upload/, /api/status/<id>/, /api/requests/...) and keeps its
+// small state (recent request ids, an API key) in localStorage.
 
 import { $, ApiFailure, STORE, TERMINAL, api, clearError, el, formatTime, safeUrl, showError, statusLabel, storage } from "./api.js";
 import { PAGE_SIZE, clearProducts, renderProducts, savedText, sizesText } from "./products.js";
+import { loadRequests, markCurrent, setupRequests, updateRequestRow } from "./requests.js";
 
 const POLL_MS = 1000;
 const RETRY_MS = 3000;
@@ -39,11 +40,13 @@ function setupApiKey() {
     const retry = retryAfterKey;
     retryAfterKey = null;
     if (retry) retry();
+    loadRequests();
   });
   $("forget-key").addEventListener("click", () => {
     storage.set(STORE.key, null);
     $("api-key").value = "";
     $("api-key").focus();
+    loadRequests({ quiet: true });
   });
 }
 
@@ -67,6 +70,11 @@ function rememberRequest(id, fileName) {
   const list = loadRecent().filter((r) => r.id !== id);
   list.unshift({ id, at: new Date().toISOString(), file: fileName || "", status: "pending" });
   saveRecent(list);
+}
+
+function forgetRecent(id) {
+  const list = loadRecent();
+  if (list.some((r) => r.id === id)) saveRecent(list.filter((r) => r.id !== id));
 }
 
 function recordStatus(id, status) {
@@ -121,7 +129,20 @@ function showRequest(id, offset = 0) {
   $("request-id").textContent = id;
   $("request-section").hidden = false;
   renderRecent();
+  markCurrent(id);
   poll(current.generation);
+}
+
+/** The request shown is gone (deleted): stop following it and show nothing in its place. */
+function closeRequest() {
+  if (current) clearTimeout(current.timer);
+  generation += 1;
+  current = null;
+  clearProducts();
+  $("request-section").hidden = true;
+  if (requestFromHash()) history.replaceState(null, "", location.pathname + location.search);
+  renderRecent();
+  markCurrent(null);
 }
 
 async function poll(gen) {
@@ -143,6 +164,7 @@ async function poll(gen) {
   if (gen !== generation) return;
   if ($("error").textContent.startsWith("Could not refresh")) clearError();
   renderStatus(data);
+  updateRequestRow(data);
   // A page can end before PAGE_SIZE products (the server bounds a page's bytes): the next one starts where it says.
   current.next = data.next_offset ?? null;
   recordStatus(id, data.status);
@@ -248,6 +270,7 @@ function setupUpload() {
     try {
       const accepted = await api("/api/upload/", { method: "POST", body });
       rememberRequest(accepted.request_id, file.name);
+      loadRequests();
       form.reset();
       showChosen();
       if (location.hash === `#request=${accepted.request_id}`) showRequest(accepted.request_id);
@@ -280,7 +303,20 @@ function followHash() {
 function init() {
   setupApiKey();
   setupUpload();
+  setupRequests({
+    onFailure: handleFailure,
+    // A request cancelled or retried from the list, if it is the one shown, is polled again at once.
+    onChanged: (id) => {
+      if (current && current.id === id) showRequest(id, current.offset);
+    },
+    onDeleted: (id) => {
+      forgetRecent(id);
+      if (current && current.id === id) closeRequest();
+    },
+    currentId: () => (current ? current.id : null),
+  });
   renderRecent();
+  loadRequests({ quiet: true });
   window.addEventListener("hashchange", followHash);
   // Clicking the request already shown refreshes it (the hash does not change, so no hashchange fires).
   $("recent-list").addEventListener("click", (event) => {
