@@ -22,7 +22,7 @@ from batchpress.lifecycle.delete import delete_requests, purge
 from batchpress.lifecycle.finish import finish
 from batchpress.lifecycle.transitions import cancel_request, retry_request
 from batchpress.models import ProcessingRequest, RequestStatus
-from batchpress.tally import tallies
+from batchpress.tally import Tally, tallies
 from batchpress.webhooks.events import status_url
 
 router = APIRouter()
@@ -63,17 +63,7 @@ def list_requests(
         found = list(session.scalars(query.limit(limit + 1)))
         page = found[:limit]
         counted = tallies(session, [r.id for r in page])
-        summaries = [
-            RequestSummary(
-                request_id=r.id,
-                status=r.status,
-                created_at=as_utc(r.created_at),
-                finished_at=as_utc(r.finished_at) if r.finished_at else None,
-                progress=progress_of(counted[r.id]),
-                status_url=status_url(ctx.settings, r.id),
-            )
-            for r in page
-        ]
+        summaries = [_summary_of(ctx, r, counted[r.id]) for r in page]
     last = page[-1] if len(found) > limit else None
     return RequestList(requests=summaries, next_cursor=_cursor(last.created_at, last.id) if last else None)
 
@@ -155,12 +145,15 @@ def delete_request(request_id: str, key_id: KeyId, ctx: Ctx) -> Response:
 
 def _summary(ctx: Ctx, rid: uuid.UUID) -> RequestSummary:
     with ctx.db.session(read_only=True) as session:
-        request = session.get_one(ProcessingRequest, rid)
-        return RequestSummary(
-            request_id=rid,
-            status=request.status,
-            created_at=as_utc(request.created_at),
-            finished_at=as_utc(request.finished_at) if request.finished_at else None,
-            progress=progress_of(tallies(session, [rid])[rid]),
-            status_url=status_url(ctx.settings, rid),
-        )
+        return _summary_of(ctx, session.get_one(ProcessingRequest, rid), tallies(session, [rid])[rid])
+
+
+def _summary_of(ctx: Ctx, request: ProcessingRequest, counted: Tally) -> RequestSummary:
+    return RequestSummary(
+        request_id=request.id,
+        status=request.status,
+        created_at=as_utc(request.created_at),
+        finished_at=as_utc(request.finished_at) if request.finished_at else None,
+        progress=progress_of(counted),
+        status_url=status_url(ctx.settings, request.id),
+    )
