@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 import uuid
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +22,7 @@ from batchpress.context import Context
 from batchpress.db.base import as_utc
 from batchpress.db.revisions import WouldWait
 from batchpress.models import ProcessingRequest, Product, RequestStatus
+from batchpress.storage.presign import window_start
 from batchpress.tally import tally
 from batchpress.webhooks.events import output_csv_url
 
@@ -228,9 +228,9 @@ def _render_answer(ctx: Context, reads: StatusReads, rid: uuid.UUID, revision: i
 
 
 def _etag(settings: Settings, rid: uuid.UUID, revision: int, offset: int, limit: int) -> str:
-    # Presigned output URLs age; the hour in the tag makes clients fetch fresh ones long before they expire.
+    # Presigned output URLs change when their signing window turns (storage/presign.py): so does the tag.
     presigned = settings.storage == "s3" and not settings.s3_public_base_url
-    epoch = f"-{int(time.time() // 3600)}" if presigned else ""
+    epoch = f"-{window_start(settings.s3_presign_seconds)}" if presigned else ""
     return f'"{rid.hex}-{revision}-{offset}-{limit}{epoch}"'
 
 

@@ -1,19 +1,37 @@
 from __future__ import annotations
 
+import datetime as dt
+import threading
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import boto3
+import botocore.auth
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from batchpress.config import Settings
+from batchpress.storage.presign import window_start
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 # A key names its output's bytes (processing/reuse.py), so caches may keep an object for ever.
 CACHE_CONTROL = "public, max-age=31536000, immutable"
+
+
+_signing = threading.local()
+_current_datetime = botocore.auth.get_current_datetime  # type: ignore[attr-defined]
+
+
+def _signing_datetime(remove_tzinfo: bool = True) -> dt.datetime:
+    """botocore's clock for signatures, or the start of the window this thread is signing in."""
+    fixed: dt.datetime | None = getattr(_signing, "at", None)
+    return fixed if fixed is not None else _current_datetime(remove_tzinfo)
+
+
+# botocore reads the time to sign with from this one function; the window is per thread, so nothing else changes.
+setattr(botocore.auth, "get_current_datetime", _signing_datetime)  # noqa: B010
 
 
 class StorageUnavailable(RuntimeError):
@@ -94,11 +112,17 @@ class S3Storage:
         object_key = self.object_key(key)
         if self.public_base_url:
             return f"{self.public_base_url}/{quote(object_key)}"
-        return self.client.generate_presigned_url(
-            "get_object",
-            Params={"Bucket": self.bucket, "Key": object_key},
-            ExpiresIn=self.presign_seconds,
-        )
+        # Signed as of the window's start (storage/presign.py): the same URL until the window turns.
+        start = window_start(self.presign_seconds)
+        _signing.at = dt.datetime.fromtimestamp(start, dt.UTC).replace(tzinfo=None)
+        try:
+            return self.client.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": self.bucket, "Key": object_key},
+                ExpiresIn=self.presign_seconds,
+            )
+        finally:
+            _signing.at = None
 
     def check(self) -> None:
         """Raise ``StorageUnavailable`` unless the bucket exists and these credentials may use it."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -119,6 +121,13 @@ def test_batch_outputs_land_in_s3_behind_presigned_urls(
         assert response.headers["etag"]
         with Image.open(io.BytesIO(response.content)) as im:
             assert (im.format, im.size) == ("JPEG", (640, 480))
+    # Signed as of a fixed window's start: a read a second later (in either API process) gives the same URLs, so
+    # browsers and CDNs can cache them.
+    time.sleep(1.1)
+    again = httpx.get(f"{service.base_url}/api/status/{request_id}/", timeout=10).json()
+    assert [url for p in again["products"] for url in p["output_image_urls"]] == outputs
+    signed_at = dt.datetime.strptime(httpx.URL(outputs[0]).params["X-Amz-Date"], "%Y%m%dT%H%M%SZ")
+    assert signed_at.replace(tzinfo=dt.UTC).timestamp() % 1800 == 0  # 3600-s URLs: half-hour windows
     keys = moto.keys(bucket, prefix="compressed/c/")
     # One object per distinct output: sources with the same bytes share theirs.
     assert sorted(keys) == sorted({httpx.URL(url).path.removeprefix(f"/{bucket}/") for url in outputs})
