@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 
 from batchpress.api.schemas import ProductStatus, Progress, RequestStatusOut
+from batchpress.config import Settings
 from batchpress.models import Reuse
 from tests.support.servers import REPO
+from tests.test_postman import postman
 
 
 def status_sample() -> dict[str, Any]:
@@ -36,8 +38,7 @@ SAMPLES = pytest.mark.parametrize("sample", [status_sample(), openapi_example()]
 
 @SAMPLES
 def test_the_sample_shows_the_schemas_fields(sample: dict[str, Any]) -> None:
-    # The README leaves out what other sections show (options, webhook); no sample invents a field.
-    assert set(sample) <= set(RequestStatusOut.model_fields)
+    assert set(sample) == set(RequestStatusOut.model_fields)
     assert set(sample["progress"]) == set(Progress.model_fields)
     for product in sample["products"]:
         assert set(product) == set(ProductStatus.model_fields)
@@ -69,3 +70,16 @@ def test_the_samples_reuse_lines_up_and_adds_up(sample: dict[str, Any]) -> None:
             assert why is None or (why in reasons and url is not None)  # only a done image was reused
             listed.append(why)
     assert sample["progress"]["reused"] == sum(why is not None for why in listed) <= sample["progress"]["processed"]
+
+
+def test_every_setting_and_route_is_documented() -> None:
+    """A setting or route added to the service is in the README's tables (#24)."""
+    readme = (REPO / "README.md").read_text()
+    undocumented = [
+        f"BATCHPRESS_{n.upper()}" for n in Settings.model_fields if f"`BATCHPRESS_{n.upper()}`" not in readme
+    ]
+    assert undocumented == []
+    for path, operations in postman.openapi_schema()["paths"].items():
+        shown = re.sub(r"\\\{([a-z_]+)\\\}", r"<\1>", re.escape(path))
+        for method in operations:
+            assert re.search(rf"`{method.upper()} {shown}", readme), f"{method.upper()} {path} is not in README.md"
