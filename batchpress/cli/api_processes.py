@@ -48,18 +48,48 @@ def listening_socket(host: str, port: int, *, shared: bool) -> socket.socket:
 def check_port_free(host: str, port: int) -> None:
     """Stop before anything starts if another program, or another ``serve`` (whose sockets share only with each
     other), listens on the port: a bind without ``SO_REUSEPORT`` succeeds only on a free port."""
+    bind_api_socket(host, port).close()
+
+
+def bind_api_socket(host: str, port: int) -> socket.socket:
+    """The single API process's socket, bound (not yet listening), or a ``StartupError`` saying what to change."""
     try:
-        listening_socket(host, port, shared=False).close()
+        return listening_socket(host, port, shared=False)
     except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            fix = "stop the program using it (another `batchpress serve`?) or set BATCHPRESS_PORT to a free port"
-        elif exc.errno == errno.EACCES:
-            fix = "ports below 1024 need privileges: set BATCHPRESS_PORT to 1024 or above"
-        elif exc.errno == errno.EADDRNOTAVAIL:
-            fix = "BATCHPRESS_HOST is not an address of this machine: set it to one, or 0.0.0.0 for all"
-        else:
-            fix = "fix BATCHPRESS_HOST or BATCHPRESS_PORT"
-        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", fix) from None
+        raise cannot_listen(host, port, exc) from None
+
+
+def cannot_listen(host: str, port: int, exc: OSError) -> StartupError:
+    """Why ``host:port`` cannot be listened on, in one line naming the setting to change, with a value that works
+    where one can be found (``BATCHPRESS_PORT=8001``)."""
+    if exc.errno == errno.EADDRINUSE:
+        fix = "stop the program using it (another `batchpress serve`?) or set BATCHPRESS_PORT to a free port"
+        if (free := free_port(host, port + 1)) is not None:
+            fix += f", e.g. BATCHPRESS_PORT={free}"
+    elif exc.errno == errno.EACCES:
+        fix = "ports below 1024 need privileges: set BATCHPRESS_PORT to 1024 or above"
+        if port < 1024 and (free := free_port(host, 8000)) is not None:
+            fix += f", e.g. BATCHPRESS_PORT={free}"
+    elif exc.errno == errno.EADDRNOTAVAIL:
+        fix = "BATCHPRESS_HOST is not an address of this machine: set it to one, or 0.0.0.0 for all"
+    elif isinstance(exc, socket.gaierror):
+        fix = (
+            "BATCHPRESS_HOST is not a host name or address this machine knows: set it to 127.0.0.1, or 0.0.0.0 for all"
+        )
+    else:
+        fix = "fix BATCHPRESS_HOST or BATCHPRESS_PORT"
+    return StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", fix)
+
+
+def free_port(host: str, first: int, tries: int = 20) -> int | None:
+    """The first port from ``first`` on that ``host`` can listen on now, else any free one the system picks."""
+    for candidate in [*range(first, min(first + tries, 65536)), 0]:
+        try:
+            with listening_socket(host, candidate, shared=False) as sock:
+                return int(sock.getsockname()[1])
+        except OSError:
+            continue
+    return None
 
 
 def run_server(
@@ -94,8 +124,8 @@ def serve_one(host: str, port: int, log_format: Literal["text", "json"]) -> None
     configure_logging(log_format)
     try:
         sock = listening_socket(host, port, shared=True)
-    except OSError as exc:
-        log.error("cannot listen on %s:%d: %s", host, port, exc)
+    except OSError as exc:  # the port was taken after ``serve`` checked it
+        log.error("%s", cannot_listen(host, port, exc).line)
         raise SystemExit(STARTUP_FAILURE) from None
     run_server(host, port, [sock])
 

@@ -200,7 +200,10 @@ class RateColumn(ProgressColumn):
 
 
 class LiveBar:
-    def __init__(self, console: Console) -> None:
+    """A Rich bar started from the first status read, so its first frame already shows the total and the count
+    done (a request being retried or already half done is not a jump from 0 that would skew the rate)."""
+
+    def __init__(self, console: Console, progress: Mapping[str, int]) -> None:
         self._progress = Progress(
             TextColumn("[bold]images"),
             BarColumn(),
@@ -213,14 +216,16 @@ class LiveBar:
             console=console,
             refresh_per_second=4,
         )
-        self._task: TaskID = self._progress.add_task("images", total=None, failed=0)
+        self._task: TaskID = self._progress.add_task("images", **self._fields(progress))
         self._progress.start()
 
-    def update(self, progress: Mapping[str, int]) -> None:
+    @staticmethod
+    def _fields(progress: Mapping[str, int]) -> dict[str, Any]:
         finished = progress["processed"] + progress["failed"]
-        self._progress.update(
-            self._task, total=progress["total_images"] or None, completed=finished, failed=progress["failed"]
-        )
+        return {"total": progress["total_images"] or None, "completed": finished, "failed": progress["failed"]}
+
+    def update(self, progress: Mapping[str, int]) -> None:
+        self._progress.update(self._task, **self._fields(progress))
 
     def close(self) -> None:
         self._progress.stop()
@@ -257,14 +262,15 @@ class PlainLines:
 
 def follow(client: Client, request_id: str, console: Console) -> dict[str, Any]:
     """Poll the (cheap, one-product) status until the request finishes; return the full final status."""
-    reporter: Reporter = LiveBar(console) if console.is_interactive else PlainLines(console)
+    status = client.wait_status(request_id, limit=1)  # before the bar starts: its first frame has the total
+    reporter: Reporter = LiveBar(console, status["progress"]) if console.is_interactive else PlainLines(console)
     try:
         while True:
-            status = client.wait_status(request_id, limit=1)
             reporter.update(status["progress"])
             if status["status"] in TERMINAL:
                 break
             time.sleep(POLL_SECONDS)
+            status = client.wait_status(request_id, limit=1)
     finally:
         reporter.close()
     return client.wait_status(request_id)

@@ -10,6 +10,7 @@ crash loop.
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
 import logging
 import os
@@ -17,9 +18,10 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 from batchpress.cli import dependencies, startup
-from batchpress.cli.api_processes import api_process, check_port_free, run_server
+from batchpress.cli.api_processes import api_process, bind_api_socket, check_port_free, run_server
 from batchpress.cli.supervision import Child, PopenProcess, Supervisor
 from batchpress.config import Settings
 from batchpress.db.migrate import upgrade
@@ -28,6 +30,9 @@ from batchpress.worker.parent_death import die_with_parent
 
 log = logging.getLogger(__name__)
 WORKER_STOP_SECONDS = 30
+# How often ``serve`` asks its own API whether it answers yet, and when it says that it does not.
+ANSWER_POLL_SECONDS = 0.1
+ANSWER_WARNING_SECONDS = 60.0
 
 
 def worker_process() -> Child:
@@ -67,6 +72,52 @@ def open_to_network_warning(settings: Settings) -> str | None:
         "comma-separated secrets (e.g. from `python -c 'import secrets; print(secrets.token_urlsafe(32))'`) and "
         "send one as `Authorization: Bearer <key>`, or bind BATCHPRESS_HOST=127.0.0.1."
     )
+
+
+def probe_host(host: str) -> str:
+    """Where this machine reaches an API listening on ``host``: loopback for the wildcard addresses."""
+    host = host.strip().strip("[]")
+    return {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104
+
+
+def api_answers(host: str, port: int, timeout: float = 2.0) -> bool:
+    """``GET /healthz`` on the API at ``host:port`` answers 200."""
+    connection = http.client.HTTPConnection(probe_host(host), port, timeout=timeout)
+    try:
+        connection.request("GET", "/healthz")
+        return connection.getresponse().status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        connection.close()
+
+
+def announce_when_answering(settings: Settings, with_worker: bool, stopping: threading.Event) -> None:
+    """Say "serving on" once the API answers its ``/healthz``, not when its processes are only started (spawned API
+    processes take seconds to import the app); nothing if the service stops first."""
+    started = time.monotonic()
+    warned = False
+    while not stopping.is_set():
+        if api_answers(settings.host, settings.port):
+            processes = f"{settings.api_workers} API process{'es' if settings.api_workers > 1 else ''}"
+            log.info(
+                "serving on http://%s:%d (public URL %s) with %s%s",
+                settings.host,
+                settings.port,
+                settings.public_base_url,
+                processes,
+                " and a worker" if with_worker else "",
+            )
+            return
+        if not warned and time.monotonic() - started > ANSWER_WARNING_SECONDS:
+            warned = True
+            log.warning(
+                "the API started %.0f s ago and does not answer http://%s:%d/healthz yet",
+                time.monotonic() - started,
+                probe_host(settings.host),
+                settings.port,
+            )
+        stopping.wait(ANSWER_POLL_SECONDS)
 
 
 def _exit_on_signal(signum: int, _frame: object) -> None:
@@ -117,19 +168,17 @@ def run_service(settings: Settings, *, with_worker: bool) -> None:
     if settings.api_workers > 1:
         children += [api_process(settings.host, settings.port, settings.log_format)] * settings.api_workers
     supervisor = Supervisor(children, stopping)
-    log.info(
-        "serving on http://%s:%d (public URL %s) with %d API process(es)",
-        settings.host,
-        settings.port,
-        settings.public_base_url,
-        settings.api_workers,
-    )
-    if settings.api_workers == 1:
+    # Bound here, so a port taken since the check above (migrations can wait long for a database) is the same one
+    # line as one taken before, not Uvicorn's error.
+    sock = bind_api_socket(settings.host, settings.port) if settings.api_workers == 1 else None
+    announce = (settings, with_worker, stopping)
+    threading.Thread(target=announce_when_answering, args=announce, name="announce", daemon=True).start()
+    if sock is not None:
         # Uvicorn keeps the main thread, where the signal handlers run; the children are watched beside it.
         watcher = threading.Thread(target=supervisor.run, name="supervisor", daemon=True)
         watcher.start()
         try:
-            run_server(settings.host, settings.port, stop=stopping)
+            run_server(settings.host, settings.port, [sock], stop=stopping)
         finally:
             stopping.set()
             watcher.join()

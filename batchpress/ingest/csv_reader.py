@@ -6,7 +6,9 @@ Every problem is reported at once, with its line and column, so the user can fix
 from __future__ import annotations
 
 import csv
+import difflib
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -186,7 +188,7 @@ def _parse(source: _CountingReader, problems: _Problems, max_rows: int) -> Itera
     except UnicodeDecodeError as exc:
         # The decoder saw the bytes up to the end of the last chunk read, so its offsets map back to the file.
         offset = max(source.total - len(exc.object) + exc.start, 0)
-        if (line := source.line_at(offset)) == 1:
+        if (line := source.line_at(offset)) == 1 or _known_format(source.head) is not None:
             problems.add(None, None, _not_a_csv(source))
         else:
             problems.add(line, None, f"the file is not valid UTF-8 near line {line} (byte {offset}); {_UTF8}")
@@ -215,32 +217,131 @@ _CSV_ERRORS = {
 }
 
 
+# Files people upload by mistake, by their first bytes: named, they need no guessing from a garbled first line.
+_KNOWN_FORMATS = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image", ""),
+    (b"\xff\xd8\xff", "a JPEG image", ""),
+    (b"GIF8", "a GIF image", ""),
+    (b"%PDF-", "a PDF document", ""),
+    (b"PK\x03\x04", "a ZIP archive, such as an Excel workbook (.xlsx)", "; save the sheet as 'CSV UTF-8'"),
+    (
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
+        "an Office document, such as an Excel .xls",
+        "; save the sheet as 'CSV UTF-8'",
+    ),
+)
+
+
+def _known_format(head: bytes) -> tuple[str, str] | None:
+    """What a file people upload by mistake is, and what to do about it, from its first bytes."""
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "a WebP image", ""
+    return next(((name, fix) for magic, name, fix in _KNOWN_FORMATS if head.startswith(magic)), None)
+
+
 def _not_a_csv(source: _CountingReader) -> str:
-    first = source.head.removeprefix(b"\xef\xbb\xbf").splitlines()[:1] or [b""]
+    head = source.head
+    if (known := _known_format(head)) is not None:
+        return (
+            f"the file is not a CSV: it looks like {known[0]}; expected text whose first line is {HEADER!r}{known[1]}"
+        )
+    first = head.removeprefix(b"\xef\xbb\xbf").splitlines()[:1] or [b""]
     shown = first[0].decode("utf-8", errors="replace")[:80]
     hint = ""
-    if source.head.startswith((b"\xff\xfe", b"\xfe\xff")):
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         hint = f"; it looks like UTF-16, {_UTF8}"
     elif ";" in shown or "\t" in shown:
         hint = "; columns must be separated by commas"
     return f"the file does not look like a CSV: first line is {shown!r}, expected the header {HEADER!r}{hint}"
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode's Cc characters
+_REQUIRED_FOLDED = {col.casefold(): col for col in REQUIRED_COLUMNS}
+_EXPECTED = ", ".join(repr(col) for col in REQUIRED_COLUMNS)
+_HEADER_RULE = "in any order and letter case; other columns are ignored"
+MAX_NAMES_SHOWN = 10
+_NAME_CHARS_SHOWN = 40
+
+
 def _read_header(fields: list[str], line: int, source: _CountingReader, problems: _Problems) -> _RowChecker | None:
-    names = [name.replace("\ufeff", "").strip().casefold() for name in fields]
-    found = {col: [i for i, name in enumerate(names) if name == col.casefold()] for col in REQUIRED_COLUMNS}
-    if not any(found.values()):
+    """Locate the required columns by name; a header without them is reported with what it has instead."""
+    names = [name.replace("\ufeff", "").strip() for name in fields]
+    folded = [name.casefold() for name in names]
+    found: dict[str, list[int]] = {col: [] for col in REQUIRED_COLUMNS}
+    for i, name in enumerate(folded):
+        if (col := _REQUIRED_FOLDED.get(name)) is not None:
+            found[col].append(i)
+    missing = [col for col, positions in found.items() if not positions]
+    if len(missing) == len(REQUIRED_COLUMNS) and not _is_a_header(names, source.head):
         problems.add(None, None, _not_a_csv(source))
         return None
+    if missing:
+        if len(missing) == len(REQUIRED_COLUMNS):
+            lacks = "the header names none of the required columns"
+        else:
+            lacks = f"the header has no {' or '.join(repr(col) for col in missing)} column"
+        problems.add(line, missing[0] if len(missing) == 1 else None, f"{lacks}: {_expected_and_found(names, found)}")
     for col, positions in found.items():
-        if not positions:
-            problems.add(line, col, f"the header has no {col!r} column; it needs {HEADER!r}")
-        elif len(positions) > 1:
+        if len(positions) > 1:
             shown = " and ".join(str(i + 1) for i in positions)
             problems.add(line, col, f"the header has the {col!r} column more than once (columns {shown})")
     if problems.total:
         return None
     return _RowChecker(*(found[col][0] for col in REQUIRED_COLUMNS), width=len(fields), problems=problems)
+
+
+def _is_a_header(names: list[str], head: bytes) -> bool:
+    """Plain-text column names: a CSV whatever they are, unless the file is a known other format, markup, or
+    separated by semicolons (which ``_not_a_csv`` explains better)."""
+    named = [name for name in names if name]
+    if not named or _known_format(head) is not None:
+        return False
+    if any(_CONTROL.search(name) for name in named):
+        return False  # control characters: binary that happened to decode
+    return len(named) > 1 or not (named[0].startswith(("<", "{", "[")) or ";" in named[0])
+
+
+def _expected_and_found(names: list[str], found: dict[str, list[int]]) -> str:
+    """``expected 'S. No.', ... (rule), found 'Name', 'Urls'``, then which column to rename, or that the line is
+    a product row rather than a header."""
+    named = [(i, name) for i, name in enumerate(names) if name]
+    shown = ", ".join(_shown_name(name) for _, name in named[:MAX_NAMES_SHOWN])
+    if len(named) > MAX_NAMES_SHOWN:
+        shown += f" and {len(named) - MAX_NAMES_SHOWN} more"
+    text = f"expected {_EXPECTED} ({_HEADER_RULE}), found {shown}"
+    if any("://" in name for _, name in named):
+        return f"{text}; that looks like a product row, not a header: add the line {HEADER!r} above it"
+    matched = {i for positions in found.values() for i in positions}
+    renames = []
+    for col in (col for col, positions in found.items() if not positions):
+        close = _close_name(col, [(i, name) for i, name in named[:MAX_REPORTED_PROBLEMS] if i not in matched])
+        if close is not None:
+            matched.add(close[0])
+            renames.append(f"{_shown_name(close[1])} (column {close[0] + 1}) to {col!r}")
+    return f"{text}; rename {' and '.join(renames)}" if renames else text
+
+
+def _shown_name(name: str) -> str:
+    return repr(name if len(name) <= _NAME_CHARS_SHOWN else name[: _NAME_CHARS_SHOWN - 3] + "...")
+
+
+def _letters(name: str) -> str:
+    return "".join(char for char in name.casefold() if char.isalnum())
+
+
+def _close_name(col: str, candidates: list[tuple[int, str]]) -> tuple[int, str] | None:
+    """The found column most like ``col`` ("S.No", "Input Image URL", "Image Urls"), if any is close enough."""
+    wanted = _letters(col)
+    best: tuple[float, int, str] | None = None
+    for i, name in candidates:
+        if len(name) > 4 * len(col):  # cheap first: a header field may be a megabyte long
+            continue
+        if not (letters := _letters(name)):
+            continue
+        score = 1.0 if letters == wanted else difflib.SequenceMatcher(None, wanted, letters).ratio()
+        if score >= 0.7 and (best is None or score > best[0]):
+            best = (score, i, name)
+    return None if best is None else (best[1], best[2])
 
 
 _SERIAL_RULE = f"a positive whole number (1 to {MAX_SERIAL_NUMBER})"

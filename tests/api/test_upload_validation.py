@@ -83,6 +83,56 @@ def test_file_rules(context: Context, api: TestClient, body: bytes, words: str) 
     assert stored_rows(context) == (0, 0, 0)
 
 
+EXPECTED = (
+    "expected 'S. No.', 'Product Name', 'Input Image Urls' (in any order and letter case; other columns are ignored)"
+)
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS\xde"
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        # Not a CSV at all: an image uploaded by mistake is named, with no line to point at.
+        (
+            PNG,
+            {
+                "line": None,
+                "field": None,
+                "message": "the file is not a CSV: it looks like a PNG image; expected text whose first line is "
+                "'S. No.,Product Name,Input Image Urls'",
+            },
+        ),
+        # A CSV whose header has other names: what was expected, and what was found.
+        (
+            b"Name,Urls\nShoe,https://a.example/b.jpg\n",
+            {
+                "line": 1,
+                "field": None,
+                "message": f"the header names none of the required columns: {EXPECTED}, found 'Name', 'Urls'",
+            },
+        ),
+        # A header missing one column names that column as the field.
+        (
+            b"Product Name,Input Image Urls,Notes\nShoe,https://a.example/b.jpg,x\n",
+            {
+                "line": 1,
+                "field": "S. No.",
+                "message": f"the header has no 'S. No.' column: {EXPECTED}, found 'Product Name', "
+                "'Input Image Urls', 'Notes'",
+            },
+        ),
+    ],
+)
+def test_the_header_problem_says_what_was_expected_and_found(
+    context: Context, api: TestClient, body: bytes, detail: dict[str, object]
+) -> None:
+    response = post(api, body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["message"] == "the CSV was not accepted: 1 problem"
+    assert problems(response) == [detail]
+    assert stored_rows(context) == (0, 0, 0)
+
+
 def test_missing_file_field_is_a_4xx(context: Context, api: TestClient) -> None:
     response = post(api, HEADER + f"1,Shoe,{URL}\n", field="csv")
     assert response.status_code == 422

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
+import pytest
 from rich.console import Console
 
+from batchpress.cli import display
 from batchpress.cli.display import PlainLines, cancel_line, list_lines, size_text, summary_lines
 
 
@@ -88,3 +91,34 @@ def test_a_cancel_says_whether_it_is_done_or_waits_for_images_in_flight() -> Non
     assert cancel_line(open_one) == (
         f"cancelling {rid}: 1 image in flight finishes first, then it is cancelled (batchpress status {rid})"
     )
+
+
+class FakeClient:
+    """Answers ``wait_status`` from a script of progress counts, the last of them finished."""
+
+    def __init__(self, *counts: tuple[int, int]) -> None:
+        self.answers = [
+            status(processed=done, failed=failed, pending=4 - done - failed) | {"status": "processing"}
+            for done, failed in counts
+        ]
+        self.answers[-1]["status"] = "completed_with_errors"
+        self.reads: list[int | None] = []
+
+    def wait_status(self, request_id: str, *, limit: int | None = None) -> dict[str, Any]:
+        self.reads.append(limit)
+        return self.answers[min(len(self.reads), len(self.answers)) - 1]
+
+
+def test_the_live_bar_knows_its_total_and_count_from_its_first_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(display, "POLL_SECONDS", 0.0)
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, force_interactive=True, width=120, color_system=None)
+    client = FakeClient((2, 0), (3, 0), (3, 1))
+    final = display.follow(client, "6f1c", console)  # type: ignore[arg-type]
+    assert final["status"] == "completed_with_errors"
+    assert client.reads == [1, 1, 1, None]  # one-product reads while it runs, then the whole status
+    frames = [line for line in re.split(r"[\r\n]", re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue())) if line]
+    assert "2/4" in frames[0], frames
+    assert "?" not in frames[0], frames
+    assert "4/4" in frames[-1], frames
+    assert "1 failed" in frames[-1], frames

@@ -8,12 +8,15 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import psutil
 import pytest
 
+from batchpress.cli.api_processes import bind_api_socket
 from batchpress.cli.backoff import EXIT_STARTUP
+from batchpress.cli.startup import StartupError
 from tests.conftest import StartService
 from tests.support.servers import ImageServer, Service, worker_main
 
@@ -155,3 +158,65 @@ def test_a_second_serve_on_a_taken_port_says_so_and_exits(start_service: StartSe
     assert f"error: cannot listen on 127.0.0.1:{service.port}: Address already in use; " in second.stderr
     assert "set BATCHPRESS_PORT to a free port" in second.stderr
     assert httpx.get(f"{service.base_url}/healthz", timeout=10).status_code == 200, "the first one still serves"
+
+
+def test_serving_is_said_once_the_api_answers(tmp_path: Path, database_url: str) -> None:
+    """Spawned API processes take a second or more to import the app: the "serving on" line waits for them, so
+    whoever reads it can use the API at once."""
+    env = {"BATCHPRESS_API_WORKERS": "2"} | ({"BATCHPRESS_DATABASE_URL": database_url} if database_url else {})
+    service = Service(tmp_path / "data", env, ("--no-worker",))
+    service.data_dir.mkdir(parents=True)
+    with service.log_path.open("wb") as log:
+        process = subprocess.Popen([*service.command, "serve", "--no-worker"], env=service.env, stdout=log, stderr=log)
+    service.process = process
+    try:
+        deadline = time.monotonic() + 60
+        while "serving on" not in (text := service.log()):
+            assert process.poll() is None, text
+            assert time.monotonic() < deadline, text
+            time.sleep(0.02)
+        # At once, no retry: the API answered before the line was written.
+        assert httpx.get(f"{service.base_url}/healthz", timeout=10).status_code == 200
+        line = next(line for line in text.splitlines() if "serving on" in line)
+        assert line.endswith(
+            f"serving on http://127.0.0.1:{service.port} (public URL http://127.0.0.1:{service.port}) "
+            "with 2 API processes"
+        )
+        # The processes were started before the API answered, and said so first.
+        assert text.index("API process started as process") < text.index("serving on")
+    finally:
+        assert service.stop() == 0
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_port_in_use_names_it_and_suggests_another(tmp_path: Path, workers: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        service = Service(tmp_path / "data", {"BATCHPRESS_PORT": str(port), "BATCHPRESS_API_WORKERS": workers})
+        run = subprocess.run([*service.command, "serve"], env=service.env, capture_output=True, text=True, timeout=60)
+        assert run.returncode == EXIT_STARTUP, run.stderr
+        assert "Traceback" not in run.stderr
+        *_, last = run.stderr.splitlines()
+        match = re.fullmatch(
+            rf"error: cannot listen on 127\.0\.0\.1:{port}: Address already in use; stop the program using it "
+            r"\(another `batchpress serve`\?\) or set BATCHPRESS_PORT to a free port, e\.g\. BATCHPRESS_PORT=(\d+)",
+            last,
+        )
+        assert match, run.stderr
+        suggested = int(match[1])
+    assert suggested != port
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", suggested))  # free when suggested, and still (no one else took it meanwhile)
+
+
+def test_an_api_socket_taken_after_the_check_is_the_same_one_line() -> None:
+    """Migrations can wait long for a database: a port taken meanwhile still gets the line that suggests one."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        with pytest.raises(StartupError) as info:
+            bind_api_socket("127.0.0.1", port)
+    assert info.value.line.startswith(f"cannot listen on 127.0.0.1:{port}: Address already in use; ")
+    assert re.search(r"set BATCHPRESS_PORT to a free port, e\.g\. BATCHPRESS_PORT=\d+$", info.value.line)

@@ -69,12 +69,64 @@ def test_trailing_empty_fields_are_tolerated() -> None:
     assert len(read(make_csv(f"1,Shoe,{URL},,"))) == 1
 
 
+EXPECTED = (
+    "expected 'S. No.', 'Product Name', 'Input Image Urls' (in any order and letter case; other columns are ignored)"
+)
+
+
 @pytest.mark.parametrize("missing", [SERIAL_NUMBER, PRODUCT_NAME, IMAGE_URLS])
 def test_missing_required_column_is_named(missing: str) -> None:
-    header = ",".join(name for name in HEADER.split(",") if name != missing) + ",Other"
-    problem = only_problem(make_csv("1,Shoe,x", header=header))
+    names = [name for name in HEADER.split(",") if name != missing] + ["Other"]
+    problem = only_problem(make_csv("1,Shoe,x", header=",".join(names)))
     assert (problem.line, problem.field) == (1, missing)
-    assert f"no '{missing}' column" in problem.message
+    found = ", ".join(repr(name) for name in names)
+    assert problem.message == f"the header has no '{missing}' column: {EXPECTED}, found {found}"
+
+
+def test_a_header_of_other_names_is_named_as_such_not_as_not_a_csv() -> None:
+    problem = only_problem(make_csv(f"1,Shoe,{URL}", header="\n\nID,Title, Images ,,Notes"))
+    assert (problem.line, problem.field) == (3, None)
+    assert problem.message == (
+        f"the header names none of the required columns: {EXPECTED}, found 'ID', 'Title', 'Images', 'Notes'"
+    )
+
+
+def test_a_header_of_one_other_name_is_still_a_header() -> None:
+    problem = only_problem(make_csv("Shoe", header="Name"))
+    assert problem.message == f"the header names none of the required columns: {EXPECTED}, found 'Name'"
+
+
+def test_names_close_to_the_required_ones_say_what_to_rename() -> None:
+    problem = only_problem(make_csv(f"1,Shoe,{URL}", header="S.No,Product Name,Notes,input image URL"))
+    assert (problem.line, problem.field) == (1, None)
+    assert problem.message == (
+        f"the header has no 'S. No.' or 'Input Image Urls' column: {EXPECTED}, found 'S.No', 'Product Name', "
+        "'Notes', 'input image URL'; rename 'S.No' (column 1) to 'S. No.' and 'input image URL' (column 4) to "
+        "'Input Image Urls'"
+    )
+    nbsp = only_problem(make_csv(f"1,Shoe,{URL}", header="S. No.,Product\u00a0Name,Input Image Urls"))
+    assert nbsp.field == PRODUCT_NAME
+    assert nbsp.message.endswith("rename 'Product\\xa0Name' (column 2) to 'Product Name'")
+
+
+def test_a_file_without_its_header_says_to_add_it() -> None:
+    problem = only_problem(f"1,Shoe,{URL}\n2,Hat,{URL}\n".encode())
+    assert (problem.line, problem.field) == (1, None)
+    assert problem.message.startswith("the header names none of the required columns")
+    assert problem.message.endswith(
+        f"found '1', 'Shoe', '{URL}'; that looks like a product row, not a header: add the line '{HEADER}' above it"
+    )
+
+
+def test_the_names_shown_are_capped() -> None:
+    header = ",".join([f"column {i}" for i in range(30)] + ["x" * 5000])
+    message = only_problem(make_csv("1", header=header)).message
+    assert message.endswith(
+        "found 'column 0', 'column 1', 'column 2', 'column 3', 'column 4', 'column 5', "
+        "'column 6', 'column 7', 'column 8', 'column 9' and 21 more"
+    )
+    long = only_problem(make_csv("1,2", header="y" * 5000 + ",z")).message
+    assert f"found '{'y' * 37}...', 'z'" in long
 
 
 def test_duplicate_required_column_names_both_positions() -> None:
@@ -309,12 +361,39 @@ def test_nul_byte_inside_a_multiline_record() -> None:
     assert only_problem(data).message == "the file contains a NUL byte at line 4"
 
 
-def test_jpeg_uploaded_by_mistake() -> None:
-    data = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + bytes(range(256)) * 40
+@pytest.mark.parametrize(
+    ("data", "kind"),
+    [
+        (
+            b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + bytes(range(256)) * 40,
+            "a JPEG image",
+        ),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4, "a PNG image"),
+        (b"GIF89a\x01\x00\x01\x00\x80\x00\x00", "a GIF image"),
+        (b"RIFF\x24\x00\x00\x00WEBPVP8 \x18\x00\x00\x00", "a WebP image"),
+        (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj", "a PDF document"),
+    ],
+)
+def test_a_file_of_another_kind_is_named(data: bytes, kind: str) -> None:
     problem = only_problem(data)
     assert (problem.line, problem.field) == (None, None)
-    assert problem.message.startswith("the file does not look like a CSV: first line is '\ufffd\ufffd")
-    assert f"expected the header '{HEADER}'" in problem.message
+    assert (
+        problem.message == f"the file is not a CSV: it looks like {kind}; expected text whose first line is '{HEADER}'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "kind"),
+    [
+        (b"PK\x03\x04\x14\x00\x06\x00\x08\x00[Content_Types].xml", "a ZIP archive, such as an Excel workbook (.xlsx)"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(100), "an Office document, such as an Excel .xls"),
+    ],
+)
+def test_a_spreadsheet_is_told_to_save_as_csv(data: bytes, kind: str) -> None:
+    assert only_problem(data).message == (
+        f"the file is not a CSV: it looks like {kind}; expected text whose first line is '{HEADER}'; "
+        "save the sheet as 'CSV UTF-8'"
+    )
 
 
 @pytest.mark.parametrize(
@@ -323,13 +402,17 @@ def test_jpeg_uploaded_by_mistake() -> None:
         (b"<html><body>nope</body></html>\n", "first line is '<html><body>nope</body></html>'"),
         (b"S. No.;Product Name;Input Image Urls\n1;a;b\n", "separated by commas"),
         (HEADER.encode("utf-16"), "looks like UTF-16"),
-        (b"%PDF-1.7\n\x00\x01binary", "first line is '%PDF-1.7'"),
+        (b"\x7fELF\x02\x01\x01\x00" + bytes(40), "first line is '\\x7fELF"),
+        (b"MZ\x90\x00\x03,\x00\x00\x04\nx", "first line is 'MZ"),
+        (b'{"products": []}\n', "first line is '{\"products\": []}'"),
         (b'"unclosed header\n1,2,3\n', "first line is '\"unclosed header'"),
     ],
 )
 def test_not_a_csv(data: bytes, hint: str) -> None:
     problem = only_problem(data)
+    assert (problem.line, problem.field) == (None, None)
     assert problem.message.startswith("the file does not look like a CSV")
+    assert f"expected the header '{HEADER}'" in problem.message
     assert hint in problem.message
 
 
