@@ -1,5 +1,5 @@
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format postman bench bench-scaling bench-codecs bench-faults bench-fairness bench-hostile bench-memory bench-status
+.PHONY: help run demo test lint format postman bench bench-scaling bench-codecs bench-faults bench-fairness bench-hostile bench-memory bench-status
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -7,6 +7,10 @@ help: ## List the targets
 run: ## Start the service on http://127.0.0.1:8000 (venv, locked deps, migrations, API + worker)
 	@./scripts/bootstrap.sh --no-dev
 	.venv/bin/batchpress serve
+
+demo: ## Try it without the internet: a local origin of sample photos, the service on temporary data, a batch of them
+	@./scripts/bootstrap.sh --no-dev
+	.venv/bin/batchpress demo
 
 # Test processes: most tests wait on real servers, workers and browsers, so more of them than cores keeps the
 # cores busy (docs/performance.md, "Test suite").

@@ -90,6 +90,19 @@ def migrate() -> None:
     _start(run)
 
 
+@app.command()
+def demo(
+    port: Annotated[
+        int, typer.Option(envvar="BATCHPRESS_PORT", show_envvar=True, min=1, max=65535, help="The API's port.")
+    ] = 8000,
+) -> None:
+    """Try it without the internet: serve a few sample photos locally, run the service on temporary data, upload a
+    CSV of them and print the page to watch it on; Ctrl-C stops it all."""
+    from batchpress.cli.demo import run_demo
+
+    run_demo(port, _start)
+
+
 # Client commands: they talk to a batchpress server over HTTP and need no settings, database or broker here.
 
 UrlOption = Annotated[
