@@ -407,3 +407,105 @@ def test_requests_list_cancel_retry_and_delete_at_360_px(
     assert page.evaluate("location.hash") == ""
     assert httpx.get(f"{service.base_url}/api/status/{to_retry}/", timeout=10).status_code == 404
     assert tab.unexpected_errors() == []
+
+
+# Every box and every line of text in the product table, as [what, left, right] where it leaves [0, innerWidth].
+OUTSIDE_VIEWPORT = """() => {
+  const width = window.innerWidth;
+  const outside = [];
+  const check = (what, rect) => {
+    if (rect.width && (rect.left < -0.5 || rect.right > width + 0.5)) outside.push([what, rect.left, rect.right]);
+  };
+  const table = document.getElementById("products");
+  for (const box of table.querySelectorAll("caption, tbody *")) check(box.tagName, box.getBoundingClientRect());
+  const walker = document.createTreeWalker(table.querySelector("tbody"), NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const range = document.createRange();
+    range.selectNodeContents(node);
+    for (const rect of range.getClientRects()) check(node.data.slice(0, 40), rect);
+  }
+  return outside;
+}"""
+
+# The words of a cell's text that are split over two lines, and how many lines the text takes.
+SPLIT_WORDS = """cell => {
+  const text = cell.firstChild;
+  const split = [];
+  const lines = new Set();
+  for (const word of text.data.matchAll(/\\S+/g)) {
+    const range = document.createRange();
+    range.setStart(text, word.index);
+    range.setEnd(text, word.index + word[0].length);
+    const tops = new Set([...range.getClientRects()].map((rect) => Math.round(rect.top)));
+    if (tops.size > 1) split.push(word[0]);
+    tops.forEach((top) => lines.add(top));
+  }
+  return { split, lines: lines.size };
+}"""
+
+
+def test_product_table_fits_a_phone_and_a_desktop(
+    service: Service, image_server: ImageServer, tab: Tab, tmp_path: Path
+) -> None:
+    """A finished batch with long product names and failed images whose errors carry long URLs: at 360 px no
+    horizontal scroll, every column's content inside the viewport, names broken only between words; at 1280 px
+    the table keeps its four columns side by side."""
+    tab.base_url = service.base_url
+    page = tab.page
+    tag = uuid.uuid4().hex[:8]
+    jpeg, png, webp = photo_urls(image_server, "jpeg", "png", "webp")
+    gone = image_server.url(f"/web/{tag}/{'averylongpathsegmentwithoutanybreaks' * 3}/missing-photo.jpg")
+    broken = image_server.add(f"/web/{tag}/{'notapicture' * 8}.jpg", b"this is not a picture", "image/jpeg")
+    long_name = "Organic Cotton Crew Neck Shirt With Reinforced Shoulder Seams And Tagless Comfort Label"
+    other_name = "Stainless Steel Insulated Water Bottle For Outdoor Adventures"
+    path = write_csv(
+        tmp_path,
+        "phone.csv",
+        [(1, long_name, [jpeg, gone]), (2, other_name, [png, broken]), (3, "Sock", [webp])],
+    )
+
+    tab.open()
+    tab.upload(path)
+    expect(page.locator("#status-value")).to_have_text("completed with errors", timeout=SLOW)
+    rows = page.locator("#product-rows tr")
+    expect(rows).to_have_count(3)
+    expect(rows.nth(0).locator(".errors li")).to_contain_text(gone)
+    expect(rows.nth(1).locator(".errors li")).to_contain_text(broken)
+    name = rows.nth(0).locator("th.name")
+    style = name.evaluate("c => [getComputedStyle(c).wordBreak, getComputedStyle(c).overflowWrap]")
+    assert style[0] != "break-all", style
+    assert style[1] != "anywhere", style
+
+    lines = {}
+    for width, height in ((360, 740), (1280, 800)):
+        page.set_viewport_size({"width": width, "height": height})
+        assert page.evaluate("window.innerWidth") == width
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        assert page.evaluate(OUTSIDE_VIEWPORT) == []
+        for k in range(3):
+            for cell in ("th.name", "td:nth-child(3)", "td:nth-child(4)"):
+                expect(rows.nth(k).locator(cell)).to_be_visible()
+        for k in range(2):
+            expect(rows.nth(k).locator(".errors li")).to_be_visible()
+            shown = rows.nth(k).locator("th.name").evaluate(SPLIT_WORDS)
+            assert shown["split"] == [], shown
+            lines[(width, k)] = shown["lines"]
+        assert_loaded(page, page.locator("#products img"))
+        page.locator("#request-section").screenshot(path=str(tmp_path / f"products_{width}.png"))
+        page.screenshot(path=str(tmp_path / f"products_{width}_page.png"), full_page=True)
+
+    # The checks above looked at names that do wrap on a phone.
+    assert lines[(360, 0)] > 2, lines
+
+    # At 360 px each product is a card, one part under the other; at 1280 px a row, its columns side by side.
+    def boxes() -> list[dict[str, float]]:
+        return [rows.nth(0).locator(cell).bounding_box() for cell in ("th", "td:nth-child(3)", "td:nth-child(4)")]
+
+    name_box, images_box, errors_box = boxes()
+    assert abs(name_box["y"] - images_box["y"]) < 1
+    assert abs(images_box["y"] - errors_box["y"]) < 1
+    assert name_box["x"] < images_box["x"] < errors_box["x"]
+    page.set_viewport_size({"width": 360, "height": 740})
+    name_box, images_box, errors_box = boxes()
+    assert name_box["y"] < images_box["y"] < errors_box["y"]
+    assert tab.unexpected_errors(404) == []
