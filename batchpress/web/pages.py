@@ -17,7 +17,14 @@ from batchpress.api.errors import ApiError
 
 STATIC = Path(__file__).parent / "static"
 JS = "text/javascript; charset=utf-8"
-ASSETS = {"app.js": JS, "api.js": JS, "products.js": JS, "requests.js": JS, "style.css": "text/css; charset=utf-8"}
+ASSETS = {
+    "app.js": JS,
+    "api.js": JS,
+    "compare.js": JS,
+    "products.js": JS,
+    "requests.js": JS,
+    "style.css": "text/css; charset=utf-8",
+}
 HEADERS = {
     # Revalidate every time so a new release is picked up; the files are a few kilobytes.
     "Cache-Control": "no-cache",

@@ -509,3 +509,130 @@ def test_product_table_fits_a_phone_and_a_desktop(
     name_box, images_box, errors_box = boxes()
     assert name_box["y"] < images_box["y"] < errors_box["y"]
     assert tab.unexpected_errors(404) == []
+
+
+def natural_size(url: str) -> tuple[int, int]:
+    from io import BytesIO
+
+    from PIL import Image
+
+    with Image.open(BytesIO(httpx.get(url, timeout=10).content)) as im:
+        return im.size
+
+
+def test_before_and_after_comparison_at_full_resolution(
+    service: Service, image_server: ImageServer, tab: Tab, tmp_path: Path
+) -> None:
+    """A click on a thumbnail opens the image's source and output at full size, side by side (stacked on a phone),
+    zoomed together, each with its dimensions, format and size, and the saving; a failed image shows its source and
+    its error; Escape closes it and the focus goes back to the thumbnail."""
+    tab.base_url = service.base_url
+    page = tab.page
+    tag = uuid.uuid4().hex[:8]
+    big = image_server.add(f"/web/{tag}/big.jpeg", make_image("jpeg", 5, size=(1200, 800)))
+    broken = image_server.add(f"/web/{tag}/broken.jpg", b"this is not a picture", "image/jpeg")
+    path = write_csv(tmp_path, "compare.csv", [(1, "Lamp <b>", [big, broken])])
+
+    tab.open()
+    page.fill("#max-dimension", "800")  # a smaller output, so the two panes really differ in size
+    tab.upload(path)
+    expect(page.locator("#status-value")).to_have_text("completed with errors", timeout=SLOW)
+    status = httpx.get(f"{service.base_url}/api/status/{current_request_id(page)}/", timeout=10).json()
+    product = status["products"][0]
+    out_url = product["output_image_urls"][0]
+    size_in, size_out = product["input_image_bytes"][0], product["output_image_bytes"][0]
+    real_in, real_out = natural_size(big), natural_size(out_url)
+    assert real_in == (1200, 800)
+    assert max(real_out) == 800
+
+    after = page.locator("img[alt='Lamp <b>, image 1, compressed']")
+    assert_loaded(page, after)
+    after.click()
+    dialog = page.get_by_role("dialog", name=re.compile("Before and after"))
+    expect(dialog).to_be_visible()
+    expect(dialog.locator("#compare-title")).to_have_text("Lamp <b>")
+    expect(page.get_by_role("button", name="Close")).to_be_focused()
+    images = dialog.locator(".pane img")
+    expect(images).to_have_count(2)
+    assert_loaded(page, images)
+    before_img, after_img = images.nth(0), images.nth(1)
+    assert before_img.get_attribute("src") == big
+    assert after_img.get_attribute("src") == out_url
+    assert before_img.evaluate("i => [i.naturalWidth, i.naturalHeight]") == list(real_in)
+    assert after_img.evaluate("i => [i.naturalWidth, i.naturalHeight]") == list(real_out)
+
+    before_pane, after_pane = dialog.locator(".pane.before"), dialog.locator(".pane.after")
+    expect(before_pane.locator(".dims")).to_have_text(f"{real_in[0]} \u00d7 {real_in[1]} px")
+    expect(after_pane.locator(".dims")).to_have_text(f"{real_out[0]} \u00d7 {real_out[1]} px")
+    expect(before_pane.locator(".format")).to_have_text("JPEG")
+    expect(after_pane.locator(".format")).to_have_text(
+        {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WebP"}[out_url.rsplit(".", 1)[1]]
+    )
+    for pane, size in ((before_pane, size_in), (after_pane, size_out)):
+        bytes_shown = pane.locator(".bytes")
+        assert bytes_shown.get_attribute("title") == f"{size:,} bytes"
+        shown = re.fullmatch(r"([\d.]+) (bytes|kB|MB)", bytes_shown.inner_text())
+        assert shown, bytes_shown.inner_text()
+        assert near(shown[1], shown[2], size)
+    assert size_out < size_in
+    saving = re.fullmatch(r"([\d.]+) (bytes|kB|MB) \((\d+) %\)", after_pane.locator(".saving").inner_text())
+    assert saving, after_pane.locator(".saving").inner_text()
+    assert near(saving[1], saving[2], size_in - size_out)
+    assert percent_of(saving[3], size_in - size_out, size_in)
+
+    # Side by side at 1280 px.
+    box_in, box_out = before_pane.bounding_box(), after_pane.bounding_box()
+    assert abs(box_in["y"] - box_out["y"]) < 1
+    assert box_in["x"] + box_in["width"] <= box_out["x"]
+
+    def widths() -> list[float]:
+        return [images.nth(k).bounding_box()["width"] for k in range(2)]
+
+    fit = widths()
+    assert fit[0] < real_in[0]  # fitted into its pane
+    page.get_by_role("button", name="100 %").click()
+    expect(page.get_by_role("button", name="100 %")).to_have_attribute("aria-pressed", "true")
+    assert widths() == [real_in[0], real_out[0]]
+    page.get_by_role("button", name="200 %").click()
+    assert widths() == [2 * real_in[0], 2 * real_out[0]]
+    # Zoomed in, scrolling one pane scrolls the other with it.
+    dialog.locator(".pane.before .pane-scroll").evaluate("p => { p.scrollLeft = p.scrollWidth; }")
+    page.wait_for_function("() => document.querySelector('.pane.after .pane-scroll').scrollLeft > 0")
+    page.get_by_role("button", name="Fit").click()
+    assert widths() == fit
+    page.screenshot(path=str(tmp_path / "compare_1280.png"))
+
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(page.locator("a:has(img[alt='Lamp <b>, image 1, compressed'])")).to_be_focused()
+
+    # On a phone the panes are stacked and nothing scrolls sideways.
+    page.set_viewport_size({"width": 360, "height": 740})
+    after.click()
+    expect(dialog).to_be_visible()
+    assert_loaded(page, images)
+    box_in, box_out = before_pane.bounding_box(), after_pane.bounding_box()
+    assert box_in["y"] + box_in["height"] <= box_out["y"]
+    assert box_out["x"] >= 0
+    assert box_out["x"] + box_out["width"] <= 360
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    assert dialog.evaluate("d => d.scrollWidth <= d.clientWidth")
+    dialog.evaluate("d => { d.scrollTop = 0; }")  # assert_loaded scrolled the images into view
+    page.screenshot(path=str(tmp_path / "compare_360.png"))
+    page.get_by_role("button", name="Close").click()
+    expect(dialog).to_be_hidden()
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+    # The failed image (not a picture, so its thumbnail says "no preview"): its source only, with its error.
+    original = page.locator("#product-rows .pair").nth(1).locator("a.thumb")
+    expect(original).to_have_text("no preview")
+    original.click()
+    expect(dialog).to_be_visible()
+    expect(dialog.locator(".pane")).to_have_count(1)
+    expect(dialog.locator(".pane.before")).to_contain_text("The image could not be loaded.")
+    expect(dialog.locator(".pane.before a")).to_have_attribute("href", broken)
+    expect(dialog.locator(".compare-error")).to_contain_text(f"image 2 ({broken})")
+    expect(dialog.locator("#compare-which")).to_have_text("image 2 of 2")
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    assert tab.unexpected_errors(404) == []

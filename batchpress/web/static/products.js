@@ -2,21 +2,24 @@
 // their product changed, so polling every second does not reload images or move the keyboard focus needlessly.
 
 import { $, el, safeUrl, TERMINAL } from "./api.js";
+import { openCompare } from "./compare.js";
 
 export const PAGE_SIZE = 50;
 
 const rowsBySerial = new Map(); // serial -> {row, key}; unchanged rows (and their loaded images) are left alone
 
+/** Position (from 0) -> the error of that image, from messages such as "image 2 (https://...): not an image". */
 function failedPositions(errors) {
-  const positions = new Set();
+  const positions = new Map();
   for (const message of errors) {
     const match = /^image (\d+) \(/.exec(message);
-    if (match) positions.add(Number(match[1]) - 1);
+    if (match && !positions.has(Number(match[1]) - 1)) positions.set(Number(match[1]) - 1, message);
   }
   return positions;
 }
 
-function thumbnail(url, alt) {
+/** A thumbnail whose click opens the comparison; a link still, so a middle or modified click opens the file. */
+function thumbnail(url, alt, compare) {
   const src = safeUrl(url);
   if (!src) return el("span", { class: "slot" }, "invalid URL");
   const img = el("img", {
@@ -29,7 +32,17 @@ function thumbnail(url, alt) {
     referrerpolicy: "no-referrer",
   });
   img.addEventListener("error", () => img.replaceWith(el("span", { class: "slot" }, "no preview")), { once: true });
-  return el("a", { href: src, target: "_blank", rel: "noopener noreferrer" }, img);
+  const link = el("a", { href: src, target: "_blank", rel: "noopener noreferrer", class: "thumb" }, img);
+  if (compare) {
+    link.setAttribute("aria-haspopup", "dialog");
+    link.title = "Compare before and after";
+    link.addEventListener("click", (event) => {
+      if (event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey || event.altKey) return;
+      event.preventDefault();
+      openCompare(compare(), link);
+    });
+  }
+  return link;
 }
 
 /** "1.2 MB": decimal units, as browsers and file managers show sizes. */
@@ -87,16 +100,29 @@ function productRow(product, finished) {
   const sizesIn = product.input_image_bytes || [];
   const sizesOut = product.output_image_bytes || [];
   const reused = product.reused || [];
+  const count = product.input_image_urls.length;
   const pairs = product.input_image_urls.map((input, i) => {
     const output = product.output_image_urls[i];
+    const compare = () => ({
+      name,
+      position: i + 1,
+      count,
+      input,
+      output: output || null,
+      bytesIn: sizesIn[i],
+      bytesOut: sizesOut[i],
+      reused: reused[i] || null,
+      error: failed.get(i) || (output || !finished ? null : "no compressed image was made"),
+      pending: !output && !finished && !failed.has(i),
+    });
     let after;
-    if (output) after = thumbnail(output, `${name}, image ${i + 1}, compressed`);
+    if (output) after = thumbnail(output, `${name}, image ${i + 1}, compressed`, compare);
     else if (failed.has(i) || finished) after = el("span", { class: "slot failed" }, "failed");
     else after = el("span", { class: "slot pending" }, "pending");
     return el(
       "li",
       { class: "pair" },
-      thumbnail(input, `${name}, image ${i + 1}, original`),
+      thumbnail(input, `${name}, image ${i + 1}, original`, compare),
       el("span", { class: "arrow", "aria-hidden": "true" }, "→"),
       after,
       imageSizes(sizesIn[i], sizesOut[i]),
