@@ -4,26 +4,26 @@ cached for a year with a strong ETag taken from its key (processing/reuse.py ``c
 from __future__ import annotations
 
 import os
-import re
 
 from starlette.datastructures import Headers
 from starlette.responses import FileResponse, Response
 from starlette.staticfiles import NotModifiedResponse, PathLike, StaticFiles
 from starlette.types import Scope
 
+from batchpress.processing.reuse import etag_in
+
 IMMUTABLE = "public, max-age=31536000, immutable"
-_CONTENT_KEY = re.compile(r"[0-9a-f]{32}-(?P<etag>[0-9a-f]{16})\.[a-z]+")
 
 
 class OutputFiles(StaticFiles):
     def file_response(
         self, full_path: PathLike, stat_result: os.stat_result, scope: Scope, status_code: int = 200
     ) -> Response:
-        name = os.path.basename(full_path)
-        parent = os.path.basename(os.path.dirname(full_path))
-        match = _CONTENT_KEY.fullmatch(name) if parent == "c" else None
+        root = os.path.realpath(self.directory) if self.directory else ""
+        key = os.path.relpath(full_path, root).replace(os.sep, "/") if root else ""
+        etag = etag_in(key)
         # Per-image keys of before content keys may be written again by a retry: they keep Starlette's headers.
-        headers = {"cache-control": IMMUTABLE, "etag": f'"{match["etag"]}"'} if match else None
+        headers = {"cache-control": IMMUTABLE, "etag": f'"{etag}"'} if etag else None
         response = FileResponse(full_path, status_code=status_code, stat_result=stat_result, headers=headers)
         if self.is_not_modified(response.headers, Headers(scope=scope)):
             return NotModifiedResponse(response.headers)

@@ -14,11 +14,11 @@ import uuid
 from collections.abc import Collection
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from batchpress.db.base import utcnow
 from batchpress.db.engine import Database
+from batchpress.db.upsert import upsert
 from batchpress.models import DoomedOutput, Image, ProcessingRequest, RequestStatus, SourceValidator, StoredOutput
 from batchpress.storage import ImageStorage
 
@@ -45,10 +45,9 @@ def delete_requests(session: Session, request_ids: Collection[uuid.UUID]) -> set
         # Deleting the recipe rows waits for any transaction that has just share-locked them to record a reuse
         # (processing/reuse.py): those images are then listed, and the check above would keep their outputs.
         session.execute(delete(StoredOutput).where(StoredOutput.output_key.in_(doomed)))
-        upsert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
         now = utcnow()
         session.execute(
-            upsert(DoomedOutput).on_conflict_do_nothing(),
+            upsert(session, DoomedOutput).on_conflict_do_nothing(),
             [{"output_key": k, "doomed_at": now} for k in sorted(doomed)],
         )
     return doomed

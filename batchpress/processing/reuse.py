@@ -14,14 +14,15 @@ import datetime as dt
 import functools
 import hashlib
 import importlib.metadata
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from batchpress.db.base import utcnow
+from batchpress.db.upsert import upsert
 from batchpress.models import Reuse, SourceValidator, StoredOutput
 from batchpress.processing.leases import ClaimedImage
 from batchpress.processing.results import Compressed, Outcome, Seen
@@ -61,6 +62,15 @@ def content_key(recipe: str, output: bytes, extension: str) -> str:
 def key_prefix(recipe: str) -> str:
     """What every key of ``recipe``'s outputs starts with."""
     return f"c/{recipe[:32]}-"
+
+
+_CONTENT_KEY = re.compile(r"c/[0-9a-f]{32}-(?P<etag>[0-9a-f]{16})\.[a-z0-9]+")
+
+
+def etag_in(key: str) -> str | None:
+    """The output hash a content key names (``content_key``), or None for any other key."""
+    match = _CONTENT_KEY.fullmatch(key)
+    return match["etag"] if match else None
 
 
 def etag_of(output: bytes) -> str:
@@ -136,15 +146,14 @@ def keep_outputs(
     by the winner's, and the keys of the objects that lost (to delete once this commits)."""
     outcomes = _still_stored(session, outcomes)
     fresh = [o for _, o in outcomes if isinstance(o, Compressed) and o.recipe and not o.reused and o.output_key]
-    upsert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     now = utcnow()
     if fresh:
         rows = [
             {"recipe": o.recipe, "output_key": o.output_key, "output_bytes": o.output_bytes, "created_at": now}
             for o in sorted(fresh, key=lambda o: o.recipe or "")  # one order for every writer: no deadlock
         ]
-        session.execute(upsert(StoredOutput).on_conflict_do_nothing(), rows)
-    _keep_validators(session, outcomes, upsert, now)
+        session.execute(upsert(session, StoredOutput).on_conflict_do_nothing(), rows)
+    _keep_validators(session, outcomes, now)
     if not fresh:
         return outcomes, []
     winners = find_outputs(session, [o.recipe for o in fresh if o.recipe])
@@ -183,12 +192,7 @@ def _still_stored(session: Session, outcomes: list[tuple[int, Outcome]]) -> list
     return [(i, o) for i, o in outcomes if not (isinstance(o, Compressed) and o.reused and o.output_key not in alive)]
 
 
-def _keep_validators(
-    session: Session,
-    outcomes: list[tuple[int, Outcome]],
-    upsert: Callable[..., postgresql.Insert | sqlite.Insert],
-    now: dt.datetime,
-) -> None:
+def _keep_validators(session: Session, outcomes: list[tuple[int, Outcome]], now: dt.datetime) -> None:
     seen: dict[tuple[str, str], Seen] = {}
     for _, outcome in outcomes:
         if isinstance(outcome, Compressed) and outcome.seen is not None:
@@ -207,7 +211,7 @@ def _keep_validators(
         }
         for (scope, url_hash), s in sorted(seen.items())  # one order for every writer: no deadlock between two
     ]
-    statement = upsert(SourceValidator)
+    statement = upsert(session, SourceValidator)
     excluded = statement.excluded
     session.execute(
         statement.on_conflict_do_update(

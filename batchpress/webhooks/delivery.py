@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import httpx
 from sqlalchemy import delete, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from batchpress import __version__
@@ -24,6 +23,7 @@ from batchpress.config import Settings
 from batchpress.db.base import utcnow
 from batchpress.db.engine import Database
 from batchpress.db.revisions import bump_revision
+from batchpress.db.upsert import upsert
 from batchpress.models import DisabledWebhookUrl, WebhookAttempt, WebhookEvent, WebhookState
 from batchpress.outbound import GuardedTransport, OutboundBlocked, OutboundPolicy, deadline
 from batchpress.webhooks.signing import signature_headers, webhook_secrets
@@ -181,9 +181,7 @@ def attempt(db: Database, event_id: str, settings: Settings, client: httpx.Clien
 
 def disable_url(session: Session, url: str) -> None:
     values = {"url": url, "disabled_at": utcnow(), "reason": "the receiver answered 410 Gone"}
-    dialect = session.get_bind().dialect.name
-    upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(upsert(DisabledWebhookUrl).values(**values).on_conflict_do_nothing())
+    session.execute(upsert(session, DisabledWebhookUrl).values(**values).on_conflict_do_nothing())
 
 
 def due_events(session: Session, limit: int = 1000) -> list[str]:
