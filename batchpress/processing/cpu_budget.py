@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 HARD_FACTOR = 1.5
 HARD_GRACE_SECONDS = 2.0
 WATCH_INTERVAL_SECONDS = 0.25
+# CPU time between soft stops, when the first one's exception was swallowed.
+RERAISE_SECONDS = 0.05
 
 OnStuck = Callable[[str], None]
 
@@ -77,6 +79,10 @@ class CpuBudget:
                 self._armed = None
 
     def _over(self, _signum: int, _frame: FrameType | None) -> None:
+        # Raised where the main thread happens to be, which may be a weakref callback or a ``__del__`` run by the
+        # garbage collector, where Python prints the exception and drops it: so the timer rings again until one
+        # lands in the compressing code (``limit`` disarms it on the way out).
+        signal.setitimer(signal.ITIMER_PROF, RERAISE_SECONDS)
         raise OverBudget(self.reason())
 
     def _watch(self) -> None:
