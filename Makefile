@@ -1,5 +1,5 @@
 .DEFAULT_GOAL := help
-.PHONY: help run demo test lint format postman bench bench-scaling bench-codecs bench-faults bench-fairness bench-hostile bench-memory bench-status
+.PHONY: help run demo test lint format postman bench bench-scaling bench-codecs bench-previews bench-faults bench-fairness bench-hostile bench-memory bench-status
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -53,6 +53,10 @@ bench-scaling: ## Images/s with 1 and 2 worker processes on PostgreSQL + Redis, 
 bench-codecs: ## Per-core speed, size and quality of Pillow, pyvips, simplejpeg, libimagequant per format
 	@./scripts/bootstrap.sh
 	.venv/bin/python -m benchmarks.codecs
+
+bench-previews: ## CPU time per image with and without the previews, by format and effort, and their bytes (~2 min)
+	@./scripts/bootstrap.sh
+	.venv/bin/python -m benchmarks.previews
 
 bench-status: ## Cold render time and bytes of every status page of the largest accepted requests; a small read beside 16 readers of them
 	@./scripts/bootstrap.sh

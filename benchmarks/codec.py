@@ -36,7 +36,8 @@ def _save(im: Image.Image, format: str, **params: object) -> bytes:
 
 
 def service(data: bytes) -> bytes:
-    return compress_image(data, quality=50).data
+    """What a pool process does with an image by default, previews included."""
+    return compress_image(data, quality=50, previews=True).data
 
 
 def pillow_q50(data: bytes) -> bytes:

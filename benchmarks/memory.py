@@ -130,7 +130,8 @@ def child(options: dict[str, object], paths: list[str]) -> None:
     for path in paths:
         data = Path(path).read_bytes()
         try:
-            result = compress_image(data, **options)  # type: ignore[arg-type]
+            # Previews on, as the worker makes them by default.
+            result = compress_image(data, **{"previews": True, **options})  # type: ignore[arg-type]
             outcomes.append(f"{result.format} {result.width}x{result.height} {len(result.data) / 2**20:.1f} MiB")
         except ImageRejected as exc:
             outcomes.append(f"refused: {exc}")

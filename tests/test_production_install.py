@@ -169,4 +169,6 @@ def test_s3_storage(production_venv: Path, tmp_path: Path, photos: dict[str, byt
         BATCHPRESS_S3_ACCESS_KEY_ID="test",
         BATCHPRESS_S3_SECRET_ACCESS_KEY="test",
     )
-    assert len(moto.keys(bucket)) == len(photos)
+    # Each output, and the two previews beside it.
+    assert len(moto.keys(bucket, prefix="c/")) == len(photos)
+    assert len(moto.keys(bucket, prefix="p/")) == 2 * len(photos)

@@ -146,6 +146,16 @@ class ProductStatus(BaseModel):
         '"same source in this request", "unchanged at origin (304)" or "same content"; null where it was '
         "compressed for itself, failed or is not done yet",
     )
+    input_preview_urls: list[str | None] = Field(
+        default_factory=list,
+        description="a small preview of each input (WebP, at most 320 px a side, a few kB), in the order of "
+        "input_image_urls; null while pending, if it failed, or for outputs made before previews existed",
+    )
+    output_preview_urls: list[str | None] = Field(
+        default_factory=list,
+        description="the same for each output, in the order of output_image_urls; the previews of an output never "
+        "change, so they may be cached for ever",
+    )
 
 
 class WebhookAttemptOut(BaseModel):
@@ -219,6 +229,14 @@ class RequestStatusOut(BaseModel):
                             "input_image_bytes": [1482113, 251999],
                             "output_image_bytes": [320544, 91986],
                             "reused": [None, "unchanged at origin (304)"],
+                            "input_preview_urls": [
+                                "http://127.0.0.1:8000/images/p/9b0e51c2d47a86f3e1b05c9d2a74e6f8-3f2a91c7d05b8e64-before.webp",
+                                "http://127.0.0.1:8000/images/p/2c7d0e94b1a35f68d9e20b4c7a1f53e6-8d41f0a2c96e7b35-before.webp",
+                            ],
+                            "output_preview_urls": [
+                                "http://127.0.0.1:8000/images/p/9b0e51c2d47a86f3e1b05c9d2a74e6f8-3f2a91c7d05b8e64-after.webp",
+                                "http://127.0.0.1:8000/images/p/2c7d0e94b1a35f68d9e20b4c7a1f53e6-8d41f0a2c96e7b35-after.webp",
+                            ],
                         },
                         {
                             "serial_number": 2,
@@ -231,6 +249,8 @@ class RequestStatusOut(BaseModel):
                             "input_image_bytes": [None],
                             "output_image_bytes": [None],
                             "reused": [None],
+                            "input_preview_urls": [None],
+                            "output_preview_urls": [None],
                         },
                     ],
                 }

@@ -26,6 +26,7 @@ from sqlalchemy import ColumnElement, Connection, bindparam, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from batchpress.models import Image, ImageState, Product
+from batchpress.processing.reuse import preview_keys
 from batchpress.storage import ImageStorage, output_url
 from batchpress.tally import reuse_reason
 
@@ -144,6 +145,7 @@ _IMAGES = (
         Image.input_bytes,
         Image.output_bytes,
         Image.reused,
+        Image.previews,
     )
     .where(_in_batch(Image.product_id))
     .order_by(Image.product_id, Image.position)
@@ -167,6 +169,7 @@ def product_bodies(conn: Connection, storage: ImageStorage, ids: Sequence[int]) 
         sizes_out = [r[8] if r[5] == _DONE else None for r in rows]
         # Most images were compressed for themselves: no call for those, as a page can hold thousands.
         reused = [reuse_reason(r[5], r[9]) if r[9] else None for r in rows]
+        previews = [preview_keys(r[4]) if r[10] and r[4] and r[5] == _DONE else None for r in rows]
         out.append(
             {
                 "serial_number": serial,
@@ -179,6 +182,8 @@ def product_bodies(conn: Connection, storage: ImageStorage, ids: Sequence[int]) 
                 "input_image_bytes": sizes_in,
                 "output_image_bytes": sizes_out,
                 "reused": reused,
+                "input_preview_urls": [storage.url_for(p[0]) if p else None for p in previews],
+                "output_preview_urls": [storage.url_for(p[1]) if p else None for p in previews],
             }
         )
     return out

@@ -20,6 +20,7 @@ from batchpress.db.base import utcnow
 from batchpress.db.engine import Database
 from batchpress.db.upsert import upsert
 from batchpress.models import DoomedOutput, Image, ProcessingRequest, RequestStatus, SourceValidator, StoredOutput
+from batchpress.processing.reuse import preview_keys
 from batchpress.storage import ImageStorage
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,9 @@ def purge(db: Database, storage: ImageStorage, keys: Collection[str]) -> int:
                 listed = session.scalar(select(Image.id).where(Image.output_key == key).limit(1))
                 recipe = session.scalar(select(StoredOutput.recipe).where(StoredOutput.output_key == key).limit(1))
                 if taken and listed is None and recipe is None:
-                    storage.delete(key)
+                    # The output first: its previews are never missing while it is there.
+                    for object_key in (key, *(preview_keys(key) or ())):
+                        storage.delete(object_key)
                     removed += 1
         except Exception:
             log.warning("could not remove output %s from storage; the sweeper will try again", key, exc_info=True)

@@ -5,7 +5,7 @@ import enum
 import uuid
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, Uuid, text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, Uuid, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from batchpress.db.base import Base, utcnow
@@ -88,5 +88,8 @@ class Image(Base):
     repeat_of: Mapped[int | None] = mapped_column(Integer, default=None)
     # Why its output is one that already existed (``Reuse``); None when it was compressed for it, or failed.
     reused: Mapped[str | None] = mapped_column(String(16), default=None)
+    # Whether its output's previews are stored (processing/reuse.py ``preview_keys``); outputs made before previews
+    # existed, and external results, have none.
+    previews: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
     product: Mapped[Product] = relationship(back_populates="images", lazy="raise")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Index, Integer, String, Text
+from sqlalchemy import Boolean, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from batchpress.db.base import Base, utcnow
@@ -22,4 +22,6 @@ class StoredOutput(Base):
     recipe: Mapped[str] = mapped_column(String(64), primary_key=True)
     output_key: Mapped[str] = mapped_column(Text)
     output_bytes: Mapped[int] = mapped_column(Integer)
+    # Whether the output's previews are stored beside it (``Image.previews``).
+    previews: Mapped[bool] = mapped_column(Boolean, server_default=false())
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

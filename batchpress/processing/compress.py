@@ -15,6 +15,9 @@ pixels upright in a mode every encoder takes, and ``encode``, ``png_palette`` an
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import logging
 import math
 import re
 import struct
@@ -25,6 +28,7 @@ from io import BytesIO
 
 from PIL import Image, ImageCms, UnidentifiedImageError
 
+from batchpress.processing.cpu_budget import OverBudget
 from batchpress.processing.decode import decode, has_alpha
 from batchpress.processing.encode import encode_avif, encode_jpeg, encode_webp
 from batchpress.processing.formats import EFFORTS, Effort
@@ -33,7 +37,10 @@ from batchpress.processing.jpeg_fast import recompress_plain_jpeg
 from batchpress.processing.jpeg_markers import jpeg_problem
 from batchpress.processing.png_chunks import png_problem
 from batchpress.processing.png_palette import encode_png
+from batchpress.processing.preview import Previews, preview_of, preview_of_file
 from batchpress.processing.sniff import ImageType, describe, sniff
+
+log = logging.getLogger(__name__)
 
 MAX_REASON_CHARS = 200
 
@@ -93,6 +100,7 @@ class CompressedImage:
     width: int  # as displayed, after EXIF orientation
     height: int
     kept_original: bool  # True when re-encoding was not smaller, so the input bytes are returned as-is
+    previews: Previews | None = None  # when asked for
 
 
 def compress_image(
@@ -104,6 +112,7 @@ def compress_image(
     max_dimension: int | None = None,
     effort: Effort = "max",
     stage: Callable[[str], None] | None = None,
+    previews: bool = False,
 ) -> CompressedImage:
     """Re-encode ``data`` smaller at ``quality``, or return it unchanged when that is not smaller.
 
@@ -156,8 +165,10 @@ def compress_image(
                 if plain and (encoded := recompress_plain_jpeg(opened, data, quality, effort)) is not None:
                     width, height = opened.size
                     if output_format == "original" and len(encoded) >= len(data):
-                        return CompressedImage(data, kind, "jpg", width, height, kept_original=True)
-                    return CompressedImage(encoded, "JPEG", "jpg", width, height, kept_original=False)
+                        fast = CompressedImage(data, kind, "jpg", width, height, kept_original=True)
+                    else:
+                        fast = CompressedImage(encoded, "JPEG", "jpg", width, height, kept_original=False)
+                    return with_previews(fast, data, kind) if previews else fast
                 if kind == "JPEG" and max_dimension is not None:
                     _decode_scaled(opened, max_dimension)
                 im, icc = decode(opened, data)
@@ -168,11 +179,20 @@ def compress_image(
 
     if stage is not None:
         stage("encode")
+    # From the pixels decoded already, before they are shrunk or converted.
+    before = _safely(functools.partial(preview_of, im, icc)) if previews else None
     if max_dimension is not None and max(im.size) > max_dimension:
         im = _shrink(im, max_dimension)
     width, height = im.size
     requested = _REQUESTED_FORMATS.get(output_format)
     out_format = requested or (kind if kind in ("PNG", "WEBP") else "JPEG")
+
+    def done(result: CompressedImage) -> CompressedImage:
+        return with_previews(result, data, kind, before) if previews else result
+
+    def kept() -> CompressedImage:
+        return done(CompressedImage(data, kind, _EXTENSIONS[kind], width, height, kept_original=True))
+
     if max(width, height) > _MAX_SIDE.get(out_format, max(width, height)):
         raise ImageRejected(
             f"image is {width}x{height}, over the {out_format} limit of {_MAX_SIDE[out_format]} pixels a side"
@@ -180,7 +200,7 @@ def compress_image(
     limit = ENCODER_MAX_PIXELS.get(out_format + (" with alpha" if has_alpha(im) else ""), width * height)
     if width * height > limit:
         if requested is None and max_dimension is None:
-            return CompressedImage(data, kind, _EXTENSIONS[kind], width, height, kept_original=True)
+            return kept()
         way_out = "a smaller max_dimension" if max_dimension else "a max_dimension as well"
         raise ImageRejected(
             f"image is {width}x{height} = {width * height / 1e6:.1f} MP; {out_format} output is limited to "
@@ -196,8 +216,29 @@ def compress_image(
         encoded = encode_jpeg(im, icc, quality, effort)
 
     if requested is None and max_dimension is None and len(encoded) >= len(data):
-        return CompressedImage(data, kind, _EXTENSIONS[kind], width, height, kept_original=True)
-    return CompressedImage(encoded, out_format, _EXTENSIONS[out_format], width, height, kept_original=False)
+        return kept()
+    return done(CompressedImage(encoded, out_format, _EXTENSIONS[out_format], width, height, kept_original=False))
+
+
+def with_previews(result: CompressedImage, data: bytes, kind: str, before: bytes | None = None) -> CompressedImage:
+    """``result`` with the previews of its input ``data`` (``before``, if made already) and of its output; without
+    them if either cannot be made, as an image is worth more than its preview."""
+    if before is None:
+        before = _safely(functools.partial(preview_of_file, data, kind))
+    if before is None:
+        return result
+    after = before if result.kept_original else _safely(functools.partial(preview_of_file, result.data, result.format))
+    return result if after is None else dataclasses.replace(result, previews=Previews(before, after))
+
+
+def _safely(make: Callable[[], bytes]) -> bytes | None:
+    try:
+        return make()
+    except OverBudget:
+        raise  # the image's CPU budget is spent: it fails, previews and all
+    except Exception:
+        log.warning("could not make a preview; the image goes without", exc_info=True)
+        return None
 
 
 def _shrink(im: Image.Image, max_dimension: int) -> Image.Image:

@@ -41,6 +41,7 @@ from batchpress.processing.reuse import (
     find_outputs,
     keep_outputs,
     key_prefix,
+    preview_keys,
     recipe_of,
     scope_of,
     sha256,
@@ -288,6 +289,7 @@ class ChunkWorker:
                     max_dimension=image.max_dimension,
                     effort=image.effort,
                     stage=budget.enter if budget else None,
+                    previews=self.settings.previews,
                 )
         except (ImageRejected, OverBudget) as exc:  # for good: another worker would spend the same again
             return Failed(str(exc), download_ms=download_ms, process_ms=elapsed_ms(started))
@@ -298,6 +300,10 @@ class ChunkWorker:
         key = content_key(recipe, result.data, result.extension)
         if doomed:  # a deleted request's output made again: rarely
             self._revive(key)
+        previews = preview_keys(key) if result.previews is not None else None
+        if previews is not None and result.previews is not None:  # first: whoever sees the output sees them too
+            self.storage.save(previews[0], result.previews.before, CONTENT_TYPES["webp"])
+            self.storage.save(previews[1], result.previews.after, CONTENT_TYPES["webp"])
         url = self.storage.save(key, result.data, CONTENT_TYPES.get(result.extension, ""))
         return Compressed(
             output_url=url,
@@ -308,6 +314,7 @@ class ChunkWorker:
             process_ms=elapsed_ms(started),
             recipe=recipe,
             seen=seen,
+            previews=previews is not None,
         )
 
     def _reuse(self, found: Found, input_bytes: int, why: Reuse, fetched: Fetched, seen: Seen | None = None) -> Outcome:
@@ -316,6 +323,7 @@ class ChunkWorker:
             input_bytes=input_bytes,
             output_bytes=found.output_bytes,
             output_key=found.output_key,
+            previews=found.previews,
             download_ms=fetched.download_ms,
             reused=why.value,
             seen=seen,

@@ -37,6 +37,7 @@ def settle_repeats(session: Session, request_ids: Collection[uuid.UUID]) -> int:
             output_key=first.output_key,
             input_bytes=first.input_bytes,
             output_bytes=first.output_bytes,
+            previews=first.previews,
             error=first.error,
             reused=case((done, Reuse.REQUEST.value), else_=None),
             updated_at=utcnow(),

@@ -52,6 +52,8 @@ class Compressed:
     recipe: str | None = None
     # The download's validators and source hash, when it was a full download.
     seen: Seen | None = None
+    # Whether the output's previews are stored (processing/reuse.py ``preview_keys``).
+    previews: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +114,7 @@ def _record_statement(compressed: bool, leased: bool) -> Update:
         conditions.append(table.c.lease_token == bindparam("b_token"))
     fields = ["download_ms", "process_ms", "updated_at", "error", "reused"]
     if compressed:
-        fields += ["output_url", "output_key", "input_bytes", "output_bytes"]
+        fields += ["output_url", "output_key", "input_bytes", "output_bytes", "previews"]
     state = ImageState.DONE.value if compressed else ImageState.FAILED.value
     return (
         update(table)
@@ -139,6 +141,7 @@ def _params(image_id: int, outcome: Outcome, now: dt.datetime, token: str | None
         "b_output_key": outcome.output_key,
         "b_input_bytes": outcome.input_bytes,
         "b_output_bytes": outcome.output_bytes,
+        "b_previews": outcome.previews,
     }
 
 

@@ -64,13 +64,24 @@ def key_prefix(recipe: str) -> str:
     return f"c/{recipe[:32]}-"
 
 
-_CONTENT_KEY = re.compile(r"c/[0-9a-f]{32}-(?P<etag>[0-9a-f]{16})\.[a-z0-9]+")
+_CONTENT_KEY = re.compile(r"c/(?P<name>[0-9a-f]{32}-(?P<etag>[0-9a-f]{16}))\.[a-z0-9]+")
+_PREVIEW_KEY = re.compile(r"p/[0-9a-f]{32}-(?P<etag>[0-9a-f]{16}-(?:before|after))\.webp")
 
 
 def etag_in(key: str) -> str | None:
-    """The output hash a content key names (``content_key``), or None for any other key."""
-    match = _CONTENT_KEY.fullmatch(key)
+    """The output hash a content key names (``content_key``), with the side for a preview's key (``preview_keys``),
+    or None for any other key: none of them ever changes."""
+    match = _CONTENT_KEY.fullmatch(key) or _PREVIEW_KEY.fullmatch(key)
     return match["etag"] if match else None
+
+
+def preview_keys(output_key: str) -> tuple[str, str] | None:
+    """Where the previews of the input and of the output behind a content key are kept: ``p/<name>-before.webp``
+    and ``p/<name>-after.webp``. Derived, not stored, so whatever deletes an output finds its previews."""
+    match = _CONTENT_KEY.fullmatch(output_key)
+    if match is None:
+        return None
+    return f"p/{match['name']}-before.webp", f"p/{match['name']}-after.webp"
 
 
 def etag_of(output: bytes) -> str:
@@ -88,6 +99,7 @@ class Found:
 
     output_key: str
     output_bytes: int
+    previews: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,11 +116,11 @@ def find_outputs(session: Session, recipes: Sequence[str]) -> dict[str, Found]:
     if not recipes:
         return {}
     rows = session.execute(
-        select(StoredOutput.recipe, StoredOutput.output_key, StoredOutput.output_bytes).where(
+        select(StoredOutput.recipe, StoredOutput.output_key, StoredOutput.output_bytes, StoredOutput.previews).where(
             StoredOutput.recipe.in_(list(recipes))
         )
     )
-    return {r.recipe: Found(r.output_key, r.output_bytes) for r in rows}
+    return {r.recipe: Found(r.output_key, r.output_bytes, r.previews) for r in rows}
 
 
 def conditions_for(session: Session, claimed: Sequence[ClaimedImage]) -> dict[int, Conditional]:
@@ -149,7 +161,13 @@ def keep_outputs(
     now = utcnow()
     if fresh:
         rows = [
-            {"recipe": o.recipe, "output_key": o.output_key, "output_bytes": o.output_bytes, "created_at": now}
+            {
+                "recipe": o.recipe,
+                "output_key": o.output_key,
+                "output_bytes": o.output_bytes,
+                "previews": o.previews,
+                "created_at": now,
+            }
             for o in sorted(fresh, key=lambda o: o.recipe or "")  # one order for every writer: no deadlock
         ]
         session.execute(upsert(session, StoredOutput).on_conflict_do_nothing(), rows)
@@ -163,12 +181,13 @@ def keep_outputs(
         won = winners.get(outcome.recipe or "") if isinstance(outcome, Compressed) and not outcome.reused else None
         if isinstance(outcome, Compressed) and won is not None and won.output_key != outcome.output_key:
             if outcome.output_key:
-                dropped.append(outcome.output_key)
+                dropped += [outcome.output_key, *(preview_keys(outcome.output_key) or ())]
             outcome = dataclasses.replace(
                 outcome,
                 output_key=won.output_key,
                 output_url=url_for(won.output_key),
                 output_bytes=won.output_bytes,
+                previews=won.previews,
                 reused=Reuse.CONTENT.value,
             )
         kept.append((image_id, outcome))

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import threading
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
 
 # A key names its output's bytes (processing/reuse.py), so caches may keep an object for ever.
 CACHE_CONTROL = "public, max-age=31536000, immutable"
+# URLs kept signed (~600 bytes each with their keys): a full status page's worth.
+PRESIGNED_CACHE_SIZE = 32_768
 
 
 _signing = threading.local()
@@ -78,6 +81,10 @@ class S3Storage:
         self.prefix = prefix.strip("/")
         self.public_base_url = public_base_url.rstrip("/")
         self.presign_seconds = presign_seconds
+        # A URL signed in a window is the same for the whole window: status pages re-rendered while a batch runs sign
+        # only their new outputs (a signature costs ~0.1 ms; a full page lists up to 10,000 images, each with its
+        # output and two previews).
+        self._presigned = functools.lru_cache(maxsize=PRESIGNED_CACHE_SIZE)(self._presign)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> S3Storage:
@@ -112,8 +119,10 @@ class S3Storage:
         object_key = self.object_key(key)
         if self.public_base_url:
             return f"{self.public_base_url}/{quote(object_key)}"
-        # Signed as of the window's start (storage/presign.py): the same URL until the window turns.
-        start = window_start(self.presign_seconds)
+        return self._presigned(object_key, window_start(self.presign_seconds))
+
+    def _presign(self, object_key: str, start: int) -> str:
+        """Signed as of the window's start (storage/presign.py): the same URL until the window turns."""
         _signing.at = dt.datetime.fromtimestamp(start, dt.UTC).replace(tzinfo=None)
         try:
             return self.client.generate_presigned_url(

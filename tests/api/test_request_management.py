@@ -215,17 +215,23 @@ def test_delete_removes_only_the_outputs_no_other_request_lists(
     for request_id in (first, second):
         process_inline(context, uuid.UUID(request_id))
     outputs = context.settings.images_dir / "c"
+    previews = context.settings.images_dir / "p"
     assert len(list(outputs.iterdir())) == 2
+    assert len(list(previews.iterdir())) == 4  # before and after, of each
 
     assert api.delete(f"/api/requests/{first}/").status_code == 204
     assert api.get(f"/api/status/{first}/").status_code == 404
     assert api.delete(f"/api/requests/{first}/").status_code == 404
     assert len(list(outputs.iterdir())) == 2  # a is still listed by the second request
-    for url in api.get(f"/api/status/{second}/").json()["products"][0]["output_image_urls"]:
-        assert api.get(url).status_code == 200
+    assert len(list(previews.iterdir())) == 4
+    product = api.get(f"/api/status/{second}/").json()["products"][0]
+    for field in ("output_image_urls", "input_preview_urls", "output_preview_urls"):
+        for url in product[field]:
+            assert api.get(url).status_code == 200
 
     assert api.delete(f"/api/requests/{second}/").status_code == 204
     assert list(outputs.iterdir()) == []
+    assert list(previews.iterdir()) == []
     with context.db.session(read_only=True) as session:
         assert session.scalars(select(StoredOutput)).all() == []
         assert session.scalars(select(DoomedOutput)).all() == []
@@ -244,6 +250,7 @@ def test_a_crash_between_the_rows_and_the_objects_leaves_work_the_sweeper_finish
     assert len(list(outputs.iterdir())) == 1
     keep_storage_bounded(context.db, context.settings, context.storage)
     assert list(outputs.iterdir()) == []
+    assert list((context.settings.images_dir / "p").iterdir()) == []
 
 
 def test_retention_deletes_finished_requests_older_than_its_days(

@@ -110,7 +110,7 @@ def test_every_page_of_the_largest_request_is_bounded_and_together_they_list_eve
         )
     # Wide products end pages by bytes; a fat one is a page of its own; each product of 1,000 failed images has
     # 1,000 error lines, so they end pages by bytes too (their images, when pending: the next test).
-    assert [len(p["products"]) for p in pages] == [9, 9, 7, 1, 1, 2, 2, 2, 2, 2, 449, 1000, 53]
+    assert [len(p["products"]) for p in pages] == [9, 9, 7, 1, 1, 2, 2, 2, 2, 2, 377, 1000, 125]
     assert max(products_bytes(p) for p in pages) < 2.5e6
     listed = [p for page in pages for p in page["products"]]
     assert [(p["serial_number"], p["product_name"], p["input_image_urls"]) for p in listed] == rows

@@ -121,11 +121,23 @@ def test_batch_outputs_land_in_s3_behind_presigned_urls(
         assert response.headers["etag"]
         with Image.open(io.BytesIO(response.content)) as im:
             assert (im.format, im.size) == ("JPEG", (640, 480))
+    previews = [url for p in status["products"] for side in ("input", "output") for url in p[f"{side}_preview_urls"]]
+    assert len(previews) == 12
+    for url in previews:
+        assert url.startswith(f"{moto.endpoint}/{bucket}/compressed/p/")
+        response = httpx.get(url)
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "image/webp"
+        assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
+        with Image.open(io.BytesIO(response.content)) as im:
+            assert (im.format, im.size) == ("WEBP", (320, 240))
     # Signed as of a fixed window's start: a read a second later (in either API process) gives the same URLs, so
     # browsers and CDNs can cache them.
     time.sleep(1.1)
     again = httpx.get(f"{service.base_url}/api/status/{request_id}/", timeout=10).json()
     assert [url for p in again["products"] for url in p["output_image_urls"]] == outputs
+    again_previews = [url for p in again["products"] for s in ("input", "output") for url in p[f"{s}_preview_urls"]]
+    assert again_previews == previews
     signed_at = dt.datetime.strptime(httpx.URL(outputs[0]).params["X-Amz-Date"], "%Y%m%dT%H%M%SZ")
     assert signed_at.replace(tzinfo=dt.UTC).timestamp() % 1800 == 0  # 3600-s URLs: half-hour windows
     keys = moto.keys(bucket, prefix="compressed/c/")
