@@ -191,7 +191,11 @@ def test_upload_progress_thumbnails_csv_and_recent(
     assert_loaded(page, page.locator("img[alt$='original']"))
     expect(page.locator("img[alt$='compressed']")).to_have_count(4)
     out_src = page.locator("img[alt='Shoe, image 1, compressed']").get_attribute("src")
-    assert out_src.startswith(f"{service.base_url}/images/c/")  # outputs are stored by content
+    # The 72 px thumbnail is the output's small WebP preview; its link, and the output CSV, give the output itself.
+    assert out_src.startswith(f"{service.base_url}/images/p/")
+    assert out_src.endswith(".webp")
+    out_href = page.locator("a:has(img[alt='Shoe, image 1, compressed'])").get_attribute("href")
+    assert out_href.startswith(f"{service.base_url}/images/c/")  # outputs are stored by content
     assert_sizes_shown(page, httpx.get(f"{service.base_url}/api/status/{first_id}/", timeout=10).json())
 
     link = page.get_by_role("link", name="Download the output CSV")
@@ -203,7 +207,7 @@ def test_upload_progress_thumbnails_csv_and_recent(
     assert text.startswith(
         "S. No.,Product Name,Input Image Urls,Output Image Urls,Input Image Bytes,Output Image Bytes,Reused\r\n"
     )
-    assert out_src in text
+    assert out_href in text
     assert httpx.get(href, timeout=10).status_code == 200
     page.screenshot(path=str(tmp_path / "completed.png"), full_page=True)
 
@@ -636,3 +640,112 @@ def test_before_and_after_comparison_at_full_resolution(
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
     assert tab.unexpected_errors(404) == []
+
+
+CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+# Every thumbnail of the product table: its alt text, the src it loaded and the href of its link.
+THUMBNAILS = """() => [...document.querySelectorAll("#product-rows img")].map(
+  (img) => [img.alt, img.getAttribute("src"), img.closest("a").getAttribute("href")]
+)"""
+
+
+def test_previews_keep_a_40_image_batch_under_1_mb(
+    service: Service, image_server: ImageServer, tab: Tab, tmp_path: Path
+) -> None:
+    """20 products of 2 photos each at 1600 px (tens of MB as uploaded): the table's 80 thumbnails are the server's
+    WebP previews, all of them together under 1 MB, each downloaded once; no original is fetched for a thumbnail,
+    not even while its image is pending; links still give the full images; a refresh of the finished request
+    leaves the loaded thumbnails alone and downloads nothing."""
+    tab.base_url = service.base_url
+    page = tab.page
+    prefix = f"/web/{uuid.uuid4().hex[:8]}"
+    kinds = ("jpeg", "png", "webp")
+    originals: dict[str, int] = {}
+    rows = []
+    for serial in range(1, 21):
+        urls = []
+        for k in range(2):
+            n = 2 * (serial - 1) + k
+            kind = kinds[n % len(kinds)]
+            # A width of its own: no two photos are the same content, so nothing is reused and every preview differs.
+            body = make_image(kind, n, size=(1600 + 8 * n, 1200))
+            urls.append(image_server.add(f"{prefix}/{n}.{kind}", body, CONTENT_TYPES[kind]))
+            originals[urls[-1]] = len(body)
+        rows.append((serial, f"Product {serial}", urls))
+    path = write_csv(tmp_path, "forty.csv", rows)
+
+    # Every image the page asks for, from the upload on: the thumbnails shown while the batch runs count too.
+    requested: list[Any] = []
+    failed: list[str] = []
+    page.on("requestfinished", lambda r: r.resource_type == "image" and requested.append(r))
+    page.on("requestfailed", lambda r: r.resource_type == "image" and failed.append(f"{r.url}: {r.failure}"))
+
+    tab.open()
+    page.select_option("#effort", "fast")  # the outputs' effort changes nothing here but the wait
+    tab.upload(path)
+    expect(page.locator("#status-value")).to_have_text("completed", timeout=3 * SLOW)
+    request_id = current_request_id(page)
+    status = httpx.get(f"{service.base_url}/api/status/{request_id}/", timeout=10).json()
+    for product in status["products"]:
+        excerpt = {k: v for k, v in product.items() if "url" in k}
+        for which in ("input_preview_urls", "output_preview_urls"):
+            previews = product.get(which) or [None]
+            assert None not in previews, f"{which} missing or null: {excerpt}"
+            assert all(p.startswith(f"{service.base_url}/images/p/") and p.endswith(".webp") for p in previews), excerpt
+
+    thumbs = page.locator("#product-rows img")
+    expect(thumbs).to_have_count(80)
+    assert_loaded(page, thumbs)
+    expected = []
+    for product in status["products"]:
+        name = product["product_name"]
+        for i, (url_in, url_out) in enumerate(
+            zip(product["input_image_urls"], product["output_image_urls"], strict=True)
+        ):
+            expected.append([f"{name}, image {i + 1}, original", product["input_preview_urls"][i], url_in])
+            expected.append([f"{name}, image {i + 1}, compressed", product["output_preview_urls"][i], url_out])
+    shown = page.evaluate(THUMBNAILS)
+    assert sorted(shown) == sorted(expected)
+    assert all(href.startswith(f"{service.base_url}/images/c/") for alt, _, href in shown if alt.endswith("compressed"))
+
+    assert failed == []
+    downloads = [(r.url, r.sizes()["responseBodySize"]) for r in requested]
+    urls = [url for url, size in downloads if size > 0]
+    preview_bytes = sum(size for _, size in downloads)
+    originals_bytes = sum(originals.values())
+    outputs_bytes = status["progress"]["bytes_out"]
+    print(
+        f"\n40 images: originals {originals_bytes:,} bytes, outputs {outputs_bytes:,} bytes; the page downloaded"
+        f" {preview_bytes:,} bytes of images in {len(downloads)} requests ({len(set(urls))} distinct URLs)"
+    )
+    # Previews only (never an original, not even for a pending image), each once whatever the polls rebuilt.
+    assert [url for url, _ in downloads if not url.startswith(f"{service.base_url}/images/p/")] == []
+    assert sorted(urls) == sorted({src for _, src, _ in expected})
+    assert originals_bytes > 20_000_000
+    assert preview_bytes < 1_000_000
+
+    # The page stops polling a finished request; clicking it in the recent list asks for its status again. The
+    # same answer leaves the rows, and the images they loaded, as they were.
+    page.evaluate("() => { window.loadedThumbs = [...document.querySelectorAll('#product-rows img')]; }")
+    count = len(requested)
+    recent = page.locator(f"#recent-list a[href='#request={request_id}']")
+    for _ in range(2):
+        with page.expect_response(lambda r: f"/api/status/{request_id}/" in r.url) as polled:
+            recent.click()
+        assert polled.value.ok
+    page.wait_for_timeout(500)  # the answer is rendered in the moment after it arrives
+    expect(page.locator("#status-value")).to_have_text("completed")
+    assert page.evaluate(
+        "() => [...document.querySelectorAll('#product-rows img')].every((img, i) => img === window.loadedThumbs[i])"
+    )
+    assert page.evaluate("() => document.querySelectorAll('#product-rows img').length") == 80
+    assert len(requested) == count, [r.url for r in requested[count:]]
+
+    page.evaluate("() => window.scrollTo(0, 0)")
+    page.screenshot(path=str(tmp_path / "previews_1280.png"), full_page=True)
+    # On a phone the same previews, no sideways scroll; the thumbnails are laid out again, not downloaded again.
+    page.set_viewport_size({"width": 360, "height": 740})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    page.screenshot(path=str(tmp_path / "previews_360.png"), full_page=True)
+    assert len(requested) == count
+    assert tab.unexpected_errors() == []

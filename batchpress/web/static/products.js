@@ -18,12 +18,10 @@ function failedPositions(errors) {
   return positions;
 }
 
-/** A thumbnail whose click opens the comparison; a link still, so a middle or modified click opens the file. */
-function thumbnail(url, alt, compare) {
-  const src = safeUrl(url);
-  if (!src) return el("span", { class: "slot" }, "invalid URL");
+/** The thumbnail's picture: the server's small preview where it made one (a few kB, not the photo), else the image. */
+function thumbnailImage(href, preview, alt) {
   const img = el("img", {
-    src,
+    src: (preview && safeUrl(preview)) || href,
     alt,
     width: 72,
     height: 72,
@@ -31,8 +29,25 @@ function thumbnail(url, alt, compare) {
     decoding: "async",
     referrerpolicy: "no-referrer",
   });
-  img.addEventListener("error", () => img.replaceWith(el("span", { class: "slot" }, "no preview")), { once: true });
-  const link = el("a", { href: src, target: "_blank", rel: "noopener noreferrer", class: "thumb" }, img);
+  img.addEventListener("error", function fallBack() {
+    // A preview that cannot be had (deleted, a proxy in the way) still leaves the image itself to show.
+    if (img.getAttribute("src") !== href) {
+      img.setAttribute("src", href);
+      return;
+    }
+    img.removeEventListener("error", fallBack);
+    img.replaceWith(el("span", { class: "slot" }, "no preview"));
+  });
+  return img;
+}
+
+/** A thumbnail whose click opens the comparison; a link still, so a middle or modified click opens the file. */
+function thumbnail(url, preview, alt, compare, waiting = false) {
+  const href = safeUrl(url);
+  if (!href) return el("span", { class: "slot" }, "invalid URL");
+  // A pending input gets its preview with its output: the whole photo is not downloaded for 72 px meanwhile.
+  const shown = waiting ? el("span", { class: "slot pending" }, "pending") : thumbnailImage(href, preview, alt);
+  const link = el("a", { href, target: "_blank", rel: "noopener noreferrer", class: "thumb" }, shown);
   if (compare) {
     link.setAttribute("aria-haspopup", "dialog");
     link.title = "Compare before and after";
@@ -100,9 +115,14 @@ function productRow(product, finished) {
   const sizesIn = product.input_image_bytes || [];
   const sizesOut = product.output_image_bytes || [];
   const reused = product.reused || [];
+  // Servers from before previews send no preview lists: their thumbnails load the images themselves.
+  const previewsIn = product.input_preview_urls || [];
+  const previewsOut = product.output_preview_urls || [];
+  const makesPreviews = Array.isArray(product.input_preview_urls);
   const count = product.input_image_urls.length;
   const pairs = product.input_image_urls.map((input, i) => {
     const output = product.output_image_urls[i];
+    const pending = !output && !finished && !failed.has(i);
     const compare = () => ({
       name,
       position: i + 1,
@@ -113,16 +133,16 @@ function productRow(product, finished) {
       bytesOut: sizesOut[i],
       reused: reused[i] || null,
       error: failed.get(i) || (output || !finished ? null : "no compressed image was made"),
-      pending: !output && !finished && !failed.has(i),
+      pending,
     });
     let after;
-    if (output) after = thumbnail(output, `${name}, image ${i + 1}, compressed`, compare);
+    if (output) after = thumbnail(output, previewsOut[i], `${name}, image ${i + 1}, compressed`, compare);
     else if (failed.has(i) || finished) after = el("span", { class: "slot failed" }, "failed");
     else after = el("span", { class: "slot pending" }, "pending");
     return el(
       "li",
       { class: "pair" },
-      thumbnail(input, `${name}, image ${i + 1}, original`, compare),
+      thumbnail(input, previewsIn[i], `${name}, image ${i + 1}, original`, compare, pending && makesPreviews),
       el("span", { class: "arrow", "aria-hidden": "true" }, "→"),
       after,
       imageSizes(sizesIn[i], sizesOut[i]),
