@@ -24,12 +24,13 @@ class Context:
     _clients: list[httpx.Client] = field(default_factory=list, repr=False)
 
     @classmethod
-    def build(cls, settings: Settings, *, celery: Celery | None = None) -> Context:
-        """``celery`` is the worker's own app (its tasks run there); other processes only publish, on a new one."""
+    def build(cls, settings: Settings, *, celery: Celery | None = None, remember_urls: int = 0) -> Context:
+        """``celery`` is the worker's own app (its tasks run there); other processes only publish, on a new one.
+        ``remember_urls``: presigned URLs to keep (storage/base.py), for the API's status pages."""
         return cls(
             settings=settings,
             db=Database(settings),
-            storage=make_storage(settings),
+            storage=make_storage(settings, remember_urls=remember_urls),
             queue=TaskQueue(celery or make_celery(settings)),
         )
 

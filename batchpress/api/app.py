@@ -20,6 +20,7 @@ from batchpress.context import Context
 from batchpress.observability.endpoints import router as operations_router
 from batchpress.observability.metrics import make_registry
 from batchpress.observability.readiness import check_pool
+from batchpress.storage import API_REMEMBERED_URLS
 from batchpress.web import pages
 
 DESCRIPTION = """Upload a CSV of product image URLs; every image is compressed in the background.
@@ -40,7 +41,7 @@ mimetypes.add_type("image/avif", ".avif")
 def create_served_app() -> FastAPI:
     """The app as ``serve`` runs it, in its own process or in each of its API processes (cli/api_processes.py):
     the process's context is built here, once, from the ``BATCHPRESS_*`` environment."""
-    context = Context.build(Settings())
+    context = Context.build(Settings(), remember_urls=API_REMEMBERED_URLS)
     app = create_app(context)
     prepare_first_request(context)
     # What is alive now lives as long as the process; frozen, the collector never scans it again, and a full

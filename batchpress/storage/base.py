@@ -17,12 +17,17 @@ class ImageStorage(Protocol):
     def delete(self, key: str) -> None: ...
 
 
-def make_storage(settings: Settings) -> ImageStorage:
-    """The one place that picks the storage; boto3 is imported only when S3 is configured."""
+# Presigned URLs an API process keeps (~600 bytes each with their keys): a full status page's worth.
+API_REMEMBERED_URLS = 32_768
+
+
+def make_storage(settings: Settings, *, remember_urls: int = 0) -> ImageStorage:
+    """The one place that picks the storage; boto3 is imported only when S3 is configured. ``remember_urls``: how
+    many presigned URLs to keep for reuse within their signing window (storage/s3.py)."""
     if settings.storage == "s3":
         from batchpress.storage.s3 import S3Storage
 
-        return S3Storage.from_settings(settings)
+        return S3Storage.from_settings(settings, remember_urls=remember_urls)
     from batchpress.storage.local import LocalStorage
 
     return LocalStorage(settings.images_dir, settings.tmp_dir, f"{settings.public_base_url}/images")

@@ -19,8 +19,6 @@ if TYPE_CHECKING:
 
 # A key names its output's bytes (processing/reuse.py), so caches may keep an object for ever.
 CACHE_CONTROL = "public, max-age=31536000, immutable"
-# URLs kept signed (~600 bytes each with their keys): a full status page's worth.
-PRESIGNED_CACHE_SIZE = 32_768
 
 
 _signing = threading.local()
@@ -75,25 +73,27 @@ class S3Storage:
         prefix: str = "",
         public_base_url: str = "",
         presign_seconds: int = 604_800,
+        remember_urls: int = 0,
     ) -> None:
         self.client = client
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.public_base_url = public_base_url.rstrip("/")
         self.presign_seconds = presign_seconds
-        # A URL signed in a window is the same for the whole window: status pages re-rendered while a batch runs sign
-        # only their new outputs (a signature costs ~0.1 ms; a full page lists up to 10,000 images, each with its
-        # output and two previews).
-        self._presigned = functools.lru_cache(maxsize=PRESIGNED_CACHE_SIZE)(self._presign)
+        # A URL signed in a window is the same for the whole window: the API keeps the latest ``remember_urls``, so
+        # status pages re-rendered while a batch runs sign only their new outputs (a signature costs ~0.1 ms; a full
+        # page lists up to 10,000 images, each with its output and two previews). Workers keep none.
+        self._presigned = functools.lru_cache(maxsize=remember_urls)(self._presign) if remember_urls else self._presign
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> S3Storage:
+    def from_settings(cls, settings: Settings, *, remember_urls: int = 0) -> S3Storage:
         return cls(
             make_client(settings),
             settings.s3_bucket,
             prefix=settings.s3_prefix,
             public_base_url=settings.s3_public_base_url,
             presign_seconds=settings.s3_presign_seconds,
+            remember_urls=remember_urls,
         )
 
     def object_key(self, key: str) -> str:

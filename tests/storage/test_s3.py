@@ -70,6 +70,25 @@ def test_presigned_url_carries_the_configured_lifetime_and_downloads(moto: Moto)
     assert response.headers["content-type"] == "image/webp"
 
 
+def test_the_api_signs_each_url_once_a_window(moto: Moto) -> None:
+    """An API process remembers the URLs it signed: a status page re-rendered while its batch runs signs only its new
+    outputs. A worker's storage remembers none."""
+    bucket = moto.new_bucket()
+    settings = Settings(
+        storage="s3", s3_bucket=bucket, s3_endpoint_url=moto.endpoint, s3_access_key_id="t", s3_secret_access_key="t"
+    )
+    api = S3Storage.from_settings(settings, remember_urls=2)
+    signed = [api.url_for(key) for key in ("c/a.jpg", "p/a-before.webp", "c/a.jpg", "p/a-before.webp")]
+    assert signed[:2] == signed[2:]
+    info = api._presigned.cache_info()  # type: ignore[attr-defined]
+    assert (info.hits, info.misses) == (2, 2)
+    for url in signed[:2]:
+        assert httpx.get(url).status_code == 404  # valid signatures: the objects are just not there
+    worker = S3Storage.from_settings(settings)
+    assert worker.url_for("c/a.jpg") == signed[0]
+    assert not hasattr(worker._presigned, "cache_info")
+
+
 def test_check_names_a_missing_bucket(moto: Moto) -> None:
     assert storage_for(moto, moto.new_bucket()).check() is None
     with pytest.raises(StorageUnavailable, match=r"'no-such-bucket-x'.*does not exist"):
