@@ -214,6 +214,8 @@ def compress_image(
         encoded = encode_avif(im, quality)
     else:
         encoded = encode_jpeg(im, icc, quality, effort)
+    # Freed before the output's preview decodes the output: two 50 MP images at once would pass the memory budget.
+    im.close()
 
     if requested is None and max_dimension is None and len(encoded) >= len(data):
         return kept()

@@ -1,9 +1,10 @@
 """Small previews of an image's input and output, made while it is compressed, for pages that list many of them.
 
 A preview is a WebP at most ``PREVIEW_SIDE`` pixels a side, upright and in sRGB, keeping transparency: a few kB where
-the files it stands for weigh megabytes. A JPEG is decoded at 1/2, 1/4 or 1/8 scale by libjpeg itself (``draft``), so
-its preview costs a fraction of decoding it in full; other inputs are shrunk from the pixels already decoded to
-compress them (docs/performance.md, "Previews").
+the files it stands for weigh megabytes. An encoded JPEG (an input on the fast JPEG route, or a JPEG output) is decoded
+at 1/2, 1/4 or 1/8 scale by libjpeg-turbo itself, which saves its inverse DCTs and colour conversion; other inputs are
+shrunk from the pixels already decoded to compress them, and other outputs decoded in full (docs/performance.md,
+"Previews").
 """
 
 from __future__ import annotations
