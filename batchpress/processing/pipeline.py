@@ -11,7 +11,7 @@ import functools
 import logging
 import time
 import uuid
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
@@ -78,6 +78,8 @@ class ChunkWorker:
     downloads: DownloadWindow[ClaimedImage, Fetched] = field(init=False)
     recorder: WriteBehind[_Write] = field(init=False)
     heartbeat: LeaseHeartbeat = field(init=False)
+    # Stores an image's previews while this thread stores its output: one storage round trip an image, not three.
+    saves: ThreadPoolExecutor = field(init=False)
     # The current chunk's validators to send, by image id (processing/reuse.py).
     conditions: dict[int, Conditional] = field(init=False, default_factory=dict)
 
@@ -85,6 +87,7 @@ class ChunkWorker:
         self.heartbeat = LeaseHeartbeat(self._renew, self.settings.lease_seconds)
         self.downloads = DownloadWindow(self._download)
         self.recorder = WriteBehind(self._write)
+        self.saves = ThreadPoolExecutor(max_workers=2, thread_name_prefix="preview-save")
 
     def _renew(self, tokens: list[str]) -> None:
         with self.db.session(autocommit=True) as session:
@@ -300,11 +303,13 @@ class ChunkWorker:
         key = content_key(recipe, result.data, result.extension)
         if doomed:  # a deleted request's output made again: rarely
             self._revive(key)
-        previews = preview_keys(key) if result.previews is not None else None
-        if previews is not None and result.previews is not None:  # first: whoever sees the output sees them too
-            self.storage.save(previews[0], result.previews.before, CONTENT_TYPES["webp"])
-            self.storage.save(previews[1], result.previews.after, CONTENT_TYPES["webp"])
+        shown, previews = result.previews, preview_keys(key)
+        pairs = list(zip(previews, (shown.before, shown.after), strict=True)) if shown and previews else []
+        saving = [self.saves.submit(self.storage.save, k, data, CONTENT_TYPES["webp"]) for k, data in pairs]
         url = self.storage.save(key, result.data, CONTENT_TYPES.get(result.extension, ""))
+        # Nobody can see the output before its image is recorded, after this: the order of the three is free.
+        for pending in saving:
+            pending.result()
         return Compressed(
             output_url=url,
             input_bytes=len(data),
@@ -314,7 +319,7 @@ class ChunkWorker:
             process_ms=elapsed_ms(started),
             recipe=recipe,
             seen=seen,
-            previews=previews is not None,
+            previews=bool(pairs),
         )
 
     def _reuse(self, found: Found, input_bytes: int, why: Reuse, fetched: Fetched, seen: Seen | None = None) -> Outcome:
