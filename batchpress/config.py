@@ -49,8 +49,8 @@ class Settings(BaseSettings):
     download_read_timeout: float = Field(default=20.0, gt=0)
     max_image_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
     max_image_pixels: int = Field(default=50_000_000, gt=0)
-    # Small WebP previews of every input and output, for the web page and other lists of many images; they cost
-    # about a tenth of a JPEG's compression time (docs/performance.md, "Previews"), which false saves.
+    # Small WebP previews of every input and output, for the web page and other lists of many images; false saves
+    # their CPU (docs/performance.md, "Previews").
     previews: bool = True
     # CPU seconds one image may spend on decode and encode before it fails for good (processing/cpu_budget.py).
     max_image_seconds: float = Field(default=20.0, gt=0)

@@ -168,7 +168,7 @@ def compress_image(
                         fast = CompressedImage(data, kind, "jpg", width, height, kept_original=True)
                     else:
                         fast = CompressedImage(encoded, "JPEG", "jpg", width, height, kept_original=False)
-                    return with_previews(fast, data, kind) if previews else fast
+                    return _with_previews(fast, data, kind) if previews else fast
                 if kind == "JPEG" and max_dimension is not None:
                     _decode_scaled(opened, max_dimension)
                 im, icc = decode(opened, data)
@@ -188,7 +188,7 @@ def compress_image(
     out_format = requested or (kind if kind in ("PNG", "WEBP") else "JPEG")
 
     def done(result: CompressedImage) -> CompressedImage:
-        return with_previews(result, data, kind, before) if previews else result
+        return _with_previews(result, data, kind, before) if previews else result
 
     def kept() -> CompressedImage:
         return done(CompressedImage(data, kind, _EXTENSIONS[kind], width, height, kept_original=True))
@@ -222,7 +222,7 @@ def compress_image(
     return done(CompressedImage(encoded, out_format, _EXTENSIONS[out_format], width, height, kept_original=False))
 
 
-def with_previews(result: CompressedImage, data: bytes, kind: str, before: bytes | None = None) -> CompressedImage:
+def _with_previews(result: CompressedImage, data: bytes, kind: str, before: bytes | None = None) -> CompressedImage:
     """``result`` with the previews of its input ``data`` (``before``, if made already) and of its output; without
     them if either cannot be made, as an image is worth more than its preview."""
     if before is None:

@@ -26,7 +26,7 @@ def decode(opened: Image.Image, data: bytes | None = None) -> tuple[Image.Image,
     # Pillow's WebP reader keeps libwebp's animation decoder, two full-size canvases, for as long as the image lives.
     vars(opened).pop("_decoder", None)
     im = opened if still is None else still
-    icc = im.info.get("icc_profile") or None
+    icc = icc_of(im)
     ImageOps.exif_transpose(im, in_place=True)
     if im.mode == "CMYK":
         im = _cmyk_to_rgb(im, icc)
@@ -35,7 +35,13 @@ def decode(opened: Image.Image, data: bytes | None = None) -> tuple[Image.Image,
         im = _to_grey(im)
     elif im.mode not in ("1", "L", "P", "RGB", *ALPHA_MODES):
         im = im.convert("RGB")  # YCbCr, LAB, HSV: rare TIFF modes
-    return im, icc if isinstance(icc, bytes) else None
+    return im, icc
+
+
+def icc_of(im: Image.Image) -> bytes | None:
+    """The ICC profile an image carries, if any."""
+    icc = im.info.get("icc_profile")
+    return icc if isinstance(icc, bytes) and icc else None
 
 
 def has_alpha(im: Image.Image) -> bool:

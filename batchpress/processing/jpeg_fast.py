@@ -5,6 +5,7 @@ from __future__ import annotations
 import simplejpeg
 from PIL import Image
 
+from batchpress.processing.decode import icc_of
 from batchpress.processing.encode import icc_for
 from batchpress.processing.formats import Effort
 from batchpress.processing.jpeg_icc import with_icc
@@ -23,9 +24,9 @@ def recompress_plain_jpeg(opened: Image.Image, data: bytes, quality: int, effort
     orientation to apply, a layout TurboJPEG refuses, and files libjpeg only decodes with a warning (``strict``),
     which Pillow accepts.
     """
-    if opened.mode not in ("RGB", "L") or opened.getexif().get(_ORIENTATION, 1) != 1:
+    colorspace = plain_colorspace(opened)
+    if colorspace is None:
         return None
-    colorspace = "GRAY" if opened.mode == "L" else "RGB"
     try:
         height, width, _, _ = simplejpeg.decode_jpeg_header(data)
         if (width, height) != opened.size:
@@ -34,8 +35,7 @@ def recompress_plain_jpeg(opened: Image.Image, data: bytes, quality: int, effort
     except ValueError:
         return None
     subsampling = "Gray" if colorspace == "GRAY" else "420"
-    icc = opened.info.get("icc_profile")
-    profile = icc_for(opened.mode, icc if isinstance(icc, bytes) else None)
+    profile = icc_for(opened.mode, icc_of(opened))
 
     def plain() -> bytes:
         return bytes(
@@ -47,3 +47,10 @@ def recompress_plain_jpeg(opened: Image.Image, data: bytes, quality: int, effort
     if effort == "max":
         return small_jpeg((lambda: pixels) if colorspace == "RGB" else None, opened.size, quality, profile, plain)
     return with_icc(plain(), profile)
+
+
+def plain_colorspace(opened: Image.Image) -> str | None:
+    """simplejpeg's colour space for an upright RGB or grey JPEG, or None for any other, which Pillow decodes."""
+    if opened.mode not in ("RGB", "L") or opened.getexif().get(_ORIENTATION, 1) != 1:
+        return None
+    return "GRAY" if opened.mode == "L" else "RGB"

@@ -15,18 +15,19 @@ from io import BytesIO
 import simplejpeg
 from PIL import Image, ImageCms
 
-from batchpress.processing.decode import decode, has_alpha, icc_space
+from batchpress.processing.decode import decode, has_alpha, icc_of, icc_space
 from batchpress.processing.encode import save
+from batchpress.processing.jpeg_fast import plain_colorspace
 
 PREVIEW_SIDE = 320
-# At 320 px a photo at WebP quality 60 looks like its source at arm's length, in 5-10 kB.
+# Sizes, qualities and speeds below were measured for previews (docs/performance.md, "Previews").
+# Enough to recognise a photo in a list, for a few kB.
 PREVIEW_QUALITY = 60
-# Transparency, lossless by default, was two thirds of a cut-out's preview; at 50 its edges still look the same.
+# Lossless transparency (libwebp's default) was most of a cut-out's preview; lossy edges look the same at this size.
 PREVIEW_ALPHA_QUALITY = 50
-# libwebp's method 2: within 4 % of method 4's bytes in half its time at this size.
+# libwebp's method 2: nearly method 4's bytes in half its time at this size.
 PREVIEW_METHOD = 2
 _SRGB = ImageCms.createProfile("sRGB")
-_ORIENTATION = 0x0112  # the EXIF tag
 # Rows converted at a time where a whole-image conversion would be needed (encode.py's FLATTEN_BAND_ROWS).
 _BAND_ROWS = 256
 
@@ -57,29 +58,23 @@ def preview_of_file(data: bytes, kind: str) -> bytes:
         if kind == "JPEG":
             least = _draft_size(opened.size)
             if (small := _scaled_plain_jpeg(opened, data, least)) is not None:
-                return preview_of(small, _icc(opened))
+                return preview_of(small, icc_of(opened))
             opened.draft(opened.mode if opened.mode in ("RGB", "L") else None, least)
         im, icc = decode(opened, data)
         return preview_of(im, icc)
 
 
 def _scaled_plain_jpeg(opened: Image.Image, data: bytes, least: tuple[int, int]) -> Image.Image | None:
-    """An upright RGB or grey JPEG decoded at scale by simplejpeg, a third faster than Pillow's ``draft`` here; None
-    for anything else (``jpeg_fast.py`` has the same rule)."""
-    if opened.mode not in ("RGB", "L") or opened.getexif().get(_ORIENTATION, 1) != 1:
+    """An upright RGB or grey JPEG decoded at scale by simplejpeg, faster than Pillow's ``draft``; None
+    for anything else, as on the fast JPEG route."""
+    colorspace = plain_colorspace(opened)
+    if colorspace is None:
         return None
     try:
-        pixels = simplejpeg.decode_jpeg(
-            data, colorspace="GRAY" if opened.mode == "L" else "RGB", min_width=least[0], min_height=least[1]
-        )
+        pixels = simplejpeg.decode_jpeg(data, colorspace=colorspace, min_width=least[0], min_height=least[1])
     except ValueError:
         return None
-    return Image.fromarray(pixels[:, :, 0] if opened.mode == "L" else pixels)
-
-
-def _icc(im: Image.Image) -> bytes | None:
-    icc = im.info.get("icc_profile")
-    return icc if isinstance(icc, bytes) and icc else None
+    return Image.fromarray(pixels[:, :, 0] if colorspace == "GRAY" else pixels)
 
 
 def _draft_size(size: tuple[int, int]) -> tuple[int, int]:
@@ -108,7 +103,7 @@ def _shrunk(im: Image.Image) -> Image.Image:
 
 def _reduced_in_bands(im: Image.Image, factor: int, mode: str) -> Image.Image:
     """``im`` in ``mode`` (premultiplied ``RGBa`` with transparency, so clear pixels lend no colour to the edges)
-    reduced by ``factor``, a band of rows at a time: never a converted copy of the whole image (200 MB at 50 MP)."""
+    reduced by ``factor``, a band of rows at a time: never a converted copy of the whole image."""
     rows = factor * max(1, _BAND_ROWS // factor)
     out = Image.new(mode, (-(-im.width // factor), -(-im.height // factor)))
     for top in range(0, im.height, rows):

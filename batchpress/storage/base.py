@@ -17,7 +17,7 @@ class ImageStorage(Protocol):
     def delete(self, key: str) -> None: ...
 
 
-# Presigned URLs an API process keeps (~600 bytes each with their keys): a full status page's worth.
+# Presigned URLs an API process keeps: a full status page's worth (docs/performance.md, "Previews").
 API_REMEMBERED_URLS = 32_768
 
 

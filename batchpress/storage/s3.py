@@ -81,8 +81,7 @@ class S3Storage:
         self.public_base_url = public_base_url.rstrip("/")
         self.presign_seconds = presign_seconds
         # A URL signed in a window is the same for the whole window: the API keeps the latest ``remember_urls``, so
-        # status pages re-rendered while a batch runs sign only their new outputs (a signature costs ~0.1 ms; a full
-        # page lists up to 10,000 images, each with its output and two previews). Workers keep none.
+        # status pages re-rendered while a batch runs sign only their new outputs. Workers keep none.
         self._presigned = functools.lru_cache(maxsize=remember_urls)(self._presign) if remember_urls else self._presign
 
     @classmethod
